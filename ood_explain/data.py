@@ -1,0 +1,471 @@
+"""Datasets as uint8 tensors, the OOD protocols, and outlier-exposure (OE) sources.
+
+Every dataset is decoded once into an :class:`ImageSet`: ``images`` uint8 (N, C, H, W) and ``labels``
+int64 (N,). It can be moved to the compute device whole, so training never touches PIL.
+
+Where data lives: ``--data-root`` / the ``root`` argument, else the ``OOD_EXPLAIN_DATA`` environment
+variable, else ``./data``. Decoded ImageFolder trees are cached under ``OOD_EXPLAIN_CACHE`` (default
+``~/.cache/ood-explain``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from PIL import Image, UnidentifiedImageError
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn", "imagefolder")
+PROTOCOLS = ("one-vs-rest", "leave-one-out")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P;L")
+
+# Per-channel mean and std on the [0, 1] scale, used by the model's input normalization.
+NORMALIZATION = {
+    "cifar10": ((125.3 / 255, 123.0 / 255, 113.9 / 255), (63.0 / 255, 62.1 / 255, 66.7 / 255)),
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset is not where we looked. The message names the dataset, the path and the fix."""
+
+
+class CorruptImageError(ValueError):
+    """An image file could not be decoded. The message names the file."""
+
+
+@dataclass
+class ImageSet:
+    """A labelled set of images held as one tensor.
+
+    images: uint8 (N, C, H, W); labels: int64 (N,) indexing ``classes``; name: how to label results
+    (e.g. "CIFAR-10 (JPEG copy)").
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"{self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def size(self) -> int:
+        """Side length in pixels (images are square after loading)."""
+        return self.images.shape[-1]
+
+    def subset(self, index: torch.Tensor) -> ImageSet:
+        """The samples at `index` (a boolean mask or integer indices)."""
+        return ImageSet(self.images[index], self.labels[index], self.classes, self.name, dict(self.notes))
+
+    def to(self, device: torch.device | str) -> ImageSet:
+        return ImageSet(self.images.to(device), self.labels.to(device), self.classes, self.name, dict(self.notes))
+
+
+@dataclass
+class Split:
+    """What one experiment needs: ID training images, and ID and OOD test images."""
+
+    id_train: ImageSet
+    id_test: ImageSet
+    ood_test: ImageSet
+    protocol: str
+    class_index: int
+
+
+# --------------------------------------------------------------------------------------------- paths
+
+
+def resolve_data_root(root: str | os.PathLike | None = None) -> Path:
+    """`root` if given, else $OOD_EXPLAIN_DATA, else ./data."""
+    return Path(root or os.environ.get("OOD_EXPLAIN_DATA") or "data").expanduser()
+
+
+def cache_dir() -> Path:
+    """Folder for decoded-image caches: $OOD_EXPLAIN_CACHE, else ~/.cache/ood-explain."""
+    return Path(os.environ.get("OOD_EXPLAIN_CACHE") or "~/.cache/ood-explain").expanduser()
+
+
+def _not_found(dataset: str, where: Path, how: str) -> DatasetNotFoundError:
+    return DatasetNotFoundError(
+        f"dataset {dataset!r} not found: looked in {where}. To get it: {how}. Set the location with "
+        f"--data-root DIR or the OOD_EXPLAIN_DATA environment variable."
+    )
+
+
+# ---------------------------------------------------------------------------------- image conversion
+
+
+def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> uint8 (N, C, size, size): scale the shorter side to `size` (antialiased
+    bilinear), then centre-crop."""
+    n, c, h, w = images.shape
+    if h == w == size:
+        return images
+    scale = size / min(h, w)
+    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+    out = F.interpolate(images.float(), size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return out[:, :, top : top + size, left : left + size].round().clamp(0, 255).to(torch.uint8)
+
+
+def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> (N, channels, H, W): RGB to gray by ITU-R 601 luma, gray to RGB by repetition."""
+    if images.shape[1] == channels:
+        return images
+    if channels == 1 and images.shape[1] == 3:
+        weights = torch.tensor([0.299, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)
+        return (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    if channels == 3 and images.shape[1] == 1:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    raise ValueError(f"cannot convert {images.shape[1]}-channel images to {channels} channels")
+
+
+def match_format(imageset: ImageSet, channels: int, size: int) -> ImageSet:
+    """The same images with `channels` channels and `size` px sides (used to fit OE to the ID data)."""
+    images = resize_square(convert_channels(imageset.images, channels), size)
+    return ImageSet(images, imageset.labels, imageset.classes, imageset.name, dict(imageset.notes))
+
+
+# ---------------------------------------------------------------------------------------- ImageFolder
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _decode(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise CorruptImageError(f"cannot read image {path}: {error}") from error
+
+
+def _to_array(image: Image.Image, mode: str, size: int | None) -> np.ndarray:
+    if image.mode in ("RGBA", "LA", "P"):
+        image = image.convert("RGBA")  # resolve palettes and composite transparency onto black
+        background = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, image)
+    image = image.convert(mode)
+    if size is not None and image.size != (size, size):
+        scale = size / min(image.size)
+        new_w, new_h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
+        image = image.resize((new_w, new_h), Image.BILINEAR)
+        left, top = (new_w - size) // 2, (new_h - size) // 2
+        image = image.crop((left, top, left + size, top + size))
+    array = np.asarray(image, dtype=np.uint8)
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def _cache_key(files: list[Path], extra: str) -> str:
+    digest = hashlib.sha1(extra.encode())
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_image_folder(
+    folder: str | os.PathLike,
+    image_size: int | None = None,
+    classes: list[str] | None = None,
+    name: str | None = None,
+    use_cache: bool = True,
+) -> ImageSet:
+    """Decode a ``folder/<class>/<image>`` tree into an :class:`ImageSet` (cached after the first call).
+
+    Class indices follow the sorted folder names, or `classes` when given (a test split uses its train
+    split's list). A folder of images with no class folders becomes one class named after the folder.
+    Grayscale, palette, RGBA and RGB files may be mixed: if any file has colour, all become RGB,
+    otherwise all stay one-channel. Images of different sizes need `image_size` (shorter side scaled to
+    it, then centre-cropped). Raises :class:`DatasetNotFoundError` for a missing or empty folder and
+    :class:`CorruptImageError` naming the first file that cannot be decoded.
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"image folder {root} does not exist (expected {root}/<class>/<image files>)")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if class_dirs:
+        found = [p.name for p in class_dirs]
+        classes = classes or found
+        unknown = sorted(set(found) - set(classes))
+        if unknown:
+            raise ValueError(f"{root} has class folders {unknown} that are not among the classes {classes}")
+        files = [(path, classes.index(d.name)) for d in class_dirs for path in _image_files(d)]
+    else:
+        classes = classes or [root.name]
+        files = [(path, 0) for path in _image_files(root)]
+    if not files:
+        raise DatasetNotFoundError(
+            f"no images found in {root}: expected {root}/<class>/<file> with one of the extensions "
+            f"{', '.join(IMAGE_EXTENSIONS)}"
+        )
+    paths = [path for path, _ in files]
+    key = _cache_key(paths, f"{root.resolve()}|{image_size}|{classes}")
+    cache_file = cache_dir() / f"imagefolder-{key}.pt"
+    if use_cache and cache_file.exists():
+        cached = torch.load(cache_file, weights_only=True)
+        return ImageSet(cached["images"], cached["labels"], classes, name or root.name, {"path": str(root)})
+
+    decoded = [_decode(path) for path in paths]
+    mode = "L" if all(image.mode in GRAY_MODES for image in decoded) else "RGB"
+    sizes = Counter(image.size for image in decoded)
+    if image_size is None and len(sizes) > 1:
+        (common, _), (other, _) = sizes.most_common(2)
+        odd = next(p for p, image in zip(paths, decoded) if image.size == other)
+        raise ValueError(
+            f"images in {root} have different sizes ({common[0]}x{common[1]} and {other[0]}x{other[1]}, "
+            f"e.g. {odd}); pass --image-size N (image_size=N) to resize them all to NxN"
+        )
+    if image_size is None and next(iter(sizes))[0] != next(iter(sizes))[1]:
+        image_size = min(next(iter(sizes)))
+    images = torch.from_numpy(np.stack([_to_array(image, mode, image_size) for image in decoded]))
+    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
+    if use_cache:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache_file.with_suffix(".tmp")
+        torch.save({"images": images, "labels": labels}, temporary)
+        os.replace(temporary, cache_file)
+    return ImageSet(images, labels, classes, name or root.name, {"path": str(root)})
+
+
+# ------------------------------------------------------------------------------------- named datasets
+
+
+def load_digits(split: str, image_size: int = 28, test_fraction: float = 1 / 3, seed: int = 0) -> ImageSet:
+    """scikit-learn's 8x8 digits (1,797 images, shipped inside the wheel), upsampled to `image_size`.
+
+    A fixed stratified split: per class, a seeded permutation puts `test_fraction` in test, the rest
+    (about 120 images per class) in train.
+    """
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    images = torch.from_numpy(bunch.images).float().unsqueeze(1) * (255.0 / 16.0)
+    images = F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    images = images.round().clamp(0, 255).to(torch.uint8)
+    labels = torch.from_numpy(bunch.target).long()
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for digit in range(10):
+        members = rng.permutation(np.flatnonzero(bunch.target == digit))
+        n_test = round(len(members) * test_fraction)
+        chosen.append(members[:n_test] if split == "test" else members[n_test:])
+    index = torch.from_numpy(np.sort(np.concatenate(chosen)))
+    return ImageSet(images[index], labels[index], [str(d) for d in range(10)], "scikit-learn digits (8x8 upsampled)")
+
+
+def _from_torchvision(dataset, classes: list[str], name: str) -> ImageSet:
+    data = dataset.data
+    images = torch.as_tensor(np.asarray(data))
+    if images.dim() == 3:  # MNIST-style (N, H, W)
+        images = images.unsqueeze(1)
+    elif images.shape[-1] == 3:  # CIFAR-style (N, H, W, C)
+        images = images.permute(0, 3, 1, 2)
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        targets = dataset.labels  # SVHN
+    return ImageSet(images.contiguous(), torch.as_tensor(np.asarray(targets)).long(), classes, name)
+
+
+def load_dataset(
+    name: str,
+    split: str,
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+    image_size: int | None = None,
+) -> ImageSet:
+    """Load a dataset split ("train" or "test") by name, one of :data:`DATASETS`.
+
+    `download=True` lets torchvision fetch a missing dataset (needs internet). For ``imagefolder``,
+    `root` is a folder holding ``train/<class>/`` and ``test/<class>/``.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    train = split == "train"
+    if name == "digits":
+        return load_digits(split, image_size or 28)
+    data_root = resolve_data_root(root)
+    if name == "imagefolder":
+        train_classes = None
+        if not train and (data_root / "train").is_dir():
+            train_classes = sorted(p.name for p in (data_root / "train").iterdir() if p.is_dir())
+        return load_image_folder(data_root / split, image_size, train_classes, name=f"ImageFolder {data_root.name}")
+    if name == "cifar10" and (data_root / "cifar10" / split).is_dir():
+        jpeg = load_image_folder(data_root / "cifar10" / split, image_size, name="CIFAR-10 (JPEG copy)")
+        jpeg.notes["source"] = "JPEG re-encoded copy; values differ slightly from the torchvision download"
+        return jpeg
+    tv = torchvision.datasets
+    specs = {
+        "mnist": (lambda: tv.MNIST(data_root, train=train, download=download), "MNIST", "MNIST/raw"),
+        "fashion-mnist": (
+            lambda: tv.FashionMNIST(data_root, train=train, download=download),
+            "Fashion-MNIST",
+            "FashionMNIST/raw",
+        ),
+        "cifar10": (lambda: tv.CIFAR10(data_root, train=train, download=download), "CIFAR-10", "cifar-10-batches-py"),
+        "cifar100": (
+            lambda: tv.CIFAR100(data_root, train=train, download=download),
+            "CIFAR-100",
+            "cifar-100-python",
+        ),
+        "svhn": (lambda: tv.SVHN(data_root, split=split, download=download), "SVHN", f"{split}_32x32.mat"),
+    }
+    make, label, expected = specs[name]
+    try:
+        dataset = make()
+    except RuntimeError as error:
+        if "not found" not in str(error).lower() and "corrupted" not in str(error).lower():
+            raise
+        raise _not_found(
+            name,
+            data_root / expected,
+            "run with --download on a machine with internet"
+            + (", or `apt-get install dataset-fashion-mnist` and gunzip its files into FashionMNIST/raw/"
+               if name == "fashion-mnist" else ""),
+        ) from error
+    imageset = _from_torchvision(dataset, list(dataset.classes) if hasattr(dataset, "classes") else
+                                 [str(i) for i in range(10)], label)
+    if name == "mnist" and len(imageset) not in (60000, 10000):
+        imageset.name = f"MNIST ({len(imageset)}-image copy)"
+    return imageset if image_size is None else match_format(imageset, imageset.channels, image_size)
+
+
+# ------------------------------------------------------------------------------------------ protocols
+
+
+def _check_class(imageset: ImageSet, class_index: int) -> None:
+    if not 0 <= class_index < len(imageset.classes):
+        raise ValueError(
+            f"class index {class_index} is out of range for {imageset.name}: it has "
+            f"{len(imageset.classes)} classes, 0..{len(imageset.classes) - 1} ({', '.join(imageset.classes)})"
+        )
+
+
+def one_vs_rest(train: ImageSet, test: ImageSet, normal_class: int) -> Split:
+    """Train on class `normal_class`; test its test images (ID) against all other test images (OOD)."""
+    _check_class(train, normal_class)
+    return Split(
+        train.subset(train.labels == normal_class),
+        test.subset(test.labels == normal_class),
+        test.subset(test.labels != normal_class),
+        "one-vs-rest",
+        normal_class,
+    )
+
+
+def leave_one_out(train: ImageSet, test: ImageSet, held_out: int) -> Split:
+    """Train on every class but `held_out` (labels unused); the held-out class's test images are OOD."""
+    _check_class(train, held_out)
+    return Split(
+        train.subset(train.labels != held_out),
+        test.subset(test.labels != held_out),
+        test.subset(test.labels == held_out),
+        "leave-one-out",
+        held_out,
+    )
+
+
+def make_split(train: ImageSet, test: ImageSet, protocol: str, class_index: int) -> Split:
+    """Dispatch on the protocol name, one of :data:`PROTOCOLS`."""
+    if protocol == "one-vs-rest":
+        return one_vs_rest(train, test, class_index)
+    if protocol == "leave-one-out":
+        return leave_one_out(train, test, class_index)
+    raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+
+
+# ---------------------------------------------------------------------------------------- OE sources
+
+
+def sample_photo_crops(count: int, size: int, channels: int, seed: int = 0) -> ImageSet:
+    """Random square crops (24-200 px sides) of scikit-learn's two bundled photos, resized to `size`:
+    an offline stand-in for a natural-image OE set such as 300K Random Images."""
+    from sklearn.datasets import load_sample_images
+
+    photos = [torch.from_numpy(np.asarray(p)).permute(2, 0, 1) for p in load_sample_images().images]
+    rng = np.random.default_rng(seed)
+    crops = []
+    for _ in range(count):
+        photo = photos[rng.integers(len(photos))]
+        side = int(rng.integers(24, min(200, *photo.shape[1:]) + 1))
+        top = int(rng.integers(0, photo.shape[1] - side + 1))
+        left = int(rng.integers(0, photo.shape[2] - side + 1))
+        crops.append(resize_square(photo[None, :, top : top + side, left : left + side], size))
+    images = convert_channels(torch.cat(crops), channels)
+    return ImageSet(images, torch.zeros(count, dtype=torch.int64), ["photo"], "scikit-learn sample photos (random crops)")
+
+
+def few_shot(imageset: ImageSet, shots: int, seed: int = 0) -> ImageSet:
+    """`shots` images per class, chosen with a seeded permutation (all of a class if it has fewer)."""
+    if shots < 1:
+        raise ValueError(f"shots must be >= 1, got {shots}")
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for label in imageset.labels.unique():
+        members = torch.nonzero(imageset.labels == label).squeeze(1)
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:shots]])
+    return imageset.subset(torch.sort(torch.cat(chosen)).values)
+
+
+def load_oe(
+    source: str,
+    like: ImageSet,
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+    shots: int | None = None,
+    seed: int = 0,
+    outlier_classes: ImageSet | None = None,
+) -> ImageSet:
+    """Load an outlier-exposure set and fit it to the channels and size of `like` (the ID training set).
+
+    `source` is a dataset name (its train split), ``imagefolder:DIR``, ``photos`` (crops of
+    scikit-learn's sample photos), or ``outlier-classes`` (the training images of the classes that are
+    OOD under the protocol, passed as `outlier_classes`; use with `shots` for few-shot OE). `shots`
+    keeps that many images per OE class.
+    """
+    if source.startswith("imagefolder:"):
+        oe = load_image_folder(source.split(":", 1)[1], image_size=like.size)
+    elif source == "photos":
+        oe = sample_photo_crops(4000, like.size, like.channels, seed)
+    elif source == "outlier-classes":
+        if outlier_classes is None:
+            raise ValueError("OE source 'outlier-classes' needs the training images of the OOD classes")
+        oe = outlier_classes
+    elif source in DATASETS and source != "imagefolder":
+        oe = load_dataset(source, "train", root, download)
+    else:
+        raise ValueError(
+            f"unknown OE source {source!r}; use a dataset name ({', '.join(d for d in DATASETS if d != 'imagefolder')}), "
+            "imagefolder:DIR, photos, or outlier-classes"
+        )
+    if shots is not None:
+        oe = few_shot(oe, shots, seed)
+    if len(oe) == 0:
+        raise ValueError(f"the OE source {source!r} holds no images")
+    oe = match_format(oe, like.channels, like.size)
+    oe.notes["oe_source"] = source if shots is None else f"{source} ({shots} per class)"
+    return oe
