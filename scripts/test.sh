@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up .venv and run the whole test suite: unit and end-to-end tests, then every notebook under nbval
+# in fast mode. Test data: $OOD_EXPLAIN_DATA, by default ../shared/data beside the repository.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$repo/scripts/setup.sh"
+cd "$repo"
+export OOD_EXPLAIN_DATA="${OOD_EXPLAIN_DATA:-$(cd "$repo/.." && pwd)/shared/data}"
+export OOD_EXPLAIN_FAST="${OOD_EXPLAIN_FAST:-1}"
+exec "$repo/.venv/bin/python" -m pytest tests "$@"
