@@ -1,0 +1,80 @@
+"""`ood-explain reproduce`: named tables, resumability, the paper column, and parallel one-class jobs."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from ood_explain import reproduce as rp
+from ood_explain.experiments import RunConfig, resolve
+
+
+def test_unknown_table_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="cifar10-one-vs-rest"):
+        rp.reproduce("imagenet-30", out=tmp_path)
+
+
+def test_tables_name_the_paper_numbers():
+    assert rp.TABLES["cifar10-one-vs-rest"].paper == {"self-oecl": 94.7, "oecl": 97.8, "hsc": 95.9}
+    assert rp.TABLES["cifar10-leave-one-out"].paper["oecl"] == 94.6
+    assert set(rp.TABLES["cifar10-leave-one-out"].methods) == {"simclr", "oecl", "hsc", "bce"}
+
+
+def test_paper_preset_follows_the_official_settings():
+    oecl = resolve(RunConfig(dataset="cifar10", method="oecl", oe="cifar100", preset="paper"))
+    assert (oecl.arch, oecl.epochs, oecl.batch_size, oecl.views, oecl.warmup_epochs) == ("resnet18-cifar", 1000, 64, 32, 50)
+    loo = resolve(RunConfig(dataset="cifar10", protocol="leave-one-out", method="oecl", oe="cifar100", preset="paper"))
+    assert loo.epochs == 500
+    self_oecl = resolve(RunConfig(dataset="cifar10", method="self-oecl", preset="paper"))
+    assert self_oecl.batch_size == 32  # 32 images -> 64 rotated instances per view
+
+
+def test_reproduce_writes_a_table_and_skips_finished_runs(tmp_path, data_root, capsys):
+    out = tmp_path / "table"
+    results = rp.reproduce("fashion-mnist-one-vs-rest", preset="smoke", out=out, data_root=str(data_root),
+                           classes=[0], methods=["simclr", "oecl"], progress=False)
+    assert list(results.columns) == ["simclr", "oecl"]
+    assert list(results.index) == [0, "mean"]
+    assert 0.0 <= results.loc[0, "oecl"] <= 1.0
+    text = (out / "results.md").read_text()
+    assert "OE: mnist" in text and "fashion-mnist" in text
+    saved = pd.read_csv(out / "results.csv", index_col=0)
+    assert saved.loc["0", "simclr"] == pytest.approx(results.loc[0, "simclr"], abs=1e-4)
+    stamp = (out / "oecl" / "class-0" / "metrics.json").stat().st_mtime_ns
+    rp.reproduce("fashion-mnist-one-vs-rest", preset="smoke", out=out, data_root=str(data_root),
+                 classes=[0], methods=["simclr", "oecl"], progress=False)
+    assert (out / "oecl" / "class-0" / "metrics.json").stat().st_mtime_ns == stamp
+    assert "for 0 run(s)" in (out / "results.md").read_text()
+
+
+def test_cifar_table_adds_the_paper_row(tmp_path, data_root, monkeypatch):
+    # Reuse finished fake runs: the table logic must add the paper row without training anything.
+    out = tmp_path / "cifar"
+    for method in ("oecl", "self-oecl"):
+        run = out / method / "class-0"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps({"auroc": 0.5}))
+    results = rp.reproduce("cifar10-one-vs-rest", preset="paper", out=out, data_root=str(data_root),
+                           classes=[0], methods=["self-oecl", "oecl"], oe="photos", progress=False)
+    assert results.loc["paper (mean)", "oecl"] == pytest.approx(0.978)
+    assert results.loc["paper (mean)", "self-oecl"] == pytest.approx(0.947)
+    assert "OE: photos" in (out / "results.md").read_text()
+
+
+def test_parallel_jobs_run_as_subprocesses(tmp_path, data_root, monkeypatch):
+    monkeypatch.setenv("OOD_EXPLAIN_DATA", str(data_root))
+    configs = [RunConfig(dataset="digits", method="simclr", normal_class=k, preset="smoke",
+                         out=str(tmp_path / "simclr" / f"class-{k}")) for k in (0, 1)]
+    rp._run_parallel(configs, slots=["", ""])
+    for config in configs:
+        metrics = json.loads((tmp_path / "simclr" / f"class-{config.normal_class}" / "metrics.json").read_text())
+        assert 0.0 <= metrics["auroc"] <= 1.0
+
+
+def test_a_failing_parallel_job_is_reported(tmp_path):
+    bad = RunConfig(dataset="digits", method="simclr", normal_class=42, preset="smoke", out=str(tmp_path / "bad"))
+    with pytest.raises(RuntimeError, match="runs failed"):
+        rp._run_parallel([bad], slots=[""])
+    assert "out of range" in (tmp_path / "bad.log").read_text()
