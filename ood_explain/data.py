@@ -150,7 +150,10 @@ def match_format(imageset: ImageSet, channels: int, size: int) -> ImageSet:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    # Hidden files are skipped: macOS "._name.jpg" AppleDouble files carry an image extension but no image
+    # (ImageNet-30's airliner/._1.JPEG is one).
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def _decode(path: Path) -> Image.Image:
@@ -163,6 +166,8 @@ def _decode(path: Path) -> Image.Image:
 
 
 def _to_array(image: Image.Image, mode: str, size: int | None) -> np.ndarray:
+    if image.mode.startswith("I;16"):  # 16-bit grayscale: PIL's convert("L") would clip at 255, so rescale
+        image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257).round().astype(np.uint8), "L")
     if image.mode in ("RGBA", "LA", "P"):
         image = image.convert("RGBA")  # resolve palettes and composite transparency onto black
         background = Image.new("RGBA", image.size, (0, 0, 0, 255))
@@ -406,7 +411,7 @@ def sample_photo_crops(count: int, size: int, channels: int, seed: int = 0) -> I
     an offline stand-in for a natural-image OE set such as 300K Random Images."""
     from sklearn.datasets import load_sample_images
 
-    photos = [torch.from_numpy(np.asarray(p)).permute(2, 0, 1) for p in load_sample_images().images]
+    photos = [torch.from_numpy(np.array(p)).permute(2, 0, 1) for p in load_sample_images().images]
     rng = np.random.default_rng(seed)
     crops = []
     for _ in range(count):
@@ -462,10 +467,10 @@ def load_oe(
             f"unknown OE source {source!r}; use a dataset name ({', '.join(d for d in DATASETS if d != 'imagefolder')}), "
             "imagefolder:DIR, photos, or outlier-classes"
         )
+    if len(oe) == 0:  # checked before few_shot, which cannot pick from an empty set
+        raise ValueError(f"the OE source {source!r} holds no images")
     if shots is not None:
         oe = few_shot(oe, shots, seed)
-    if len(oe) == 0:
-        raise ValueError(f"the OE source {source!r} holds no images")
     oe = match_format(oe, like.channels, like.size)
     oe.notes["oe_source"] = source if shots is None else f"{source} ({shots} per class)"
     return oe

@@ -122,12 +122,13 @@ def limit(imageset: data.ImageSet, count: int | None, seed: int) -> data.ImageSe
 
 
 def load_split(config: RunConfig) -> tuple[data.Split, data.ImageSet | None]:
-    """The protocol split and the OE set (None for SimCLR and self-OECL without --oe)."""
+    """The protocol split and the OE set (None for SimCLR and self-OECL, which never use an external OE set:
+    self-OECL's OE rows are rotations of its own ID images)."""
     train_set = data.load_dataset(config.dataset, "train", config.data_root, config.download, config.image_size)
     test_set = data.load_dataset(config.dataset, "test", config.data_root, config.download, config.image_size)
     split = data.make_split(train_set, test_set, config.protocol, config.normal_class)
     oe = None
-    if config.oe and config.method != "simclr":
+    if config.oe and config.method in METHODS_WITH_EXTERNAL_OE:
         outliers = train_set.subset(~torch.isin(train_set.labels, split.id_train.labels.unique()))
         oe = data.load_oe(config.oe, split.id_train, config.data_root, config.download, config.oe_shots,
                           config.seed, outlier_classes=outliers)

@@ -10,6 +10,11 @@ import torch
 import torch.nn.functional as F
 
 
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """Promote half/bfloat16 (autocast outputs) to float32; keep float32 and float64 as they are."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def nt_xent(z: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     """SimCLR's normalized-temperature cross-entropy.
 
@@ -25,7 +30,7 @@ def nt_xent(z: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     if z.dim() != 2 or z.shape[0] % 2 or z.shape[0] < 2:
         raise ValueError(f"nt_xent expects z of shape (2N, d) with N >= 1, got {tuple(z.shape)}")
     n = z.shape[0] // 2
-    z_hat = F.normalize(z.float(), dim=1)
+    z_hat = F.normalize(_at_least_fp32(z), dim=1)
     logits = z_hat @ z_hat.T / temperature
     self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
     logits = logits.masked_fill(self_mask, float("-inf"))
@@ -35,7 +40,7 @@ def nt_xent(z: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
 
 def mean_norm(z: torch.Tensor) -> torch.Tensor:
     """Mean L2 norm of the rows of z, (M, d) -> scalar. Not squared; the OECL penalty."""
-    return z.float().norm(dim=1).mean()
+    return _at_least_fp32(z).norm(dim=1).mean()
 
 
 def oecl_loss(
@@ -54,7 +59,7 @@ def oecl_loss(
 
 def hsc_distance(z: torch.Tensor) -> torch.Tensor:
     """Pseudo-Huber distance to the origin, h(z) = sqrt(||z||^2 + 1) - 1, per row: (M, d) -> (M,)."""
-    return torch.sqrt(z.float().pow(2).sum(dim=1) + 1.0) - 1.0
+    return torch.sqrt(_at_least_fp32(z).pow(2).sum(dim=1) + 1.0) - 1.0
 
 
 def hsc_loss(z_id: torch.Tensor, z_oe: torch.Tensor) -> torch.Tensor:
@@ -74,8 +79,7 @@ def bce_loss(logit_id: torch.Tensor, logit_oe: torch.Tensor) -> torch.Tensor:
 
     The two halves are averaged separately, so the ID:OE ratio of a batch does not reweight them.
     """
-    ones = torch.ones_like(logit_id, dtype=torch.float32)
-    zeros = torch.zeros_like(logit_oe, dtype=torch.float32)
+    logit_id, logit_oe = _at_least_fp32(logit_id), _at_least_fp32(logit_oe)
     return F.binary_cross_entropy_with_logits(
-        logit_id.float(), ones
-    ) + F.binary_cross_entropy_with_logits(logit_oe.float(), zeros)
+        logit_id, torch.ones_like(logit_id)
+    ) + F.binary_cross_entropy_with_logits(logit_oe, torch.zeros_like(logit_oe))

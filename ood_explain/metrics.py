@@ -53,7 +53,9 @@ def aupr_out(scores_id: ArrayLike, scores_ood: ArrayLike) -> float:
 def fpr_at_tpr(scores_id: ArrayLike, scores_ood: ArrayLike, tpr: float = 0.95) -> float:
     """Fraction of OOD samples accepted as ID at the first threshold keeping >= `tpr` of ID samples."""
     labels, scores = _labels_and_scores(scores_id, scores_ood)
-    fprs, tprs, _ = roc_curve(labels, scores)
+    # Every threshold: the default drop_intermediate=True removes collinear ROC points, which can skip
+    # the first threshold reaching `tpr` and overstate the FPR.
+    fprs, tprs, _ = roc_curve(labels, scores, drop_intermediate=False)
     return float(fprs[np.searchsorted(tprs, tpr, side="left")])
 
 
