@@ -135,8 +135,9 @@ def load_split(config: RunConfig) -> tuple[data.Split, data.ImageSet | None]:
     return split, oe
 
 
-def run_experiment(config: RunConfig, resume: bool = True, progress: bool = True) -> dict:
-    """Train and evaluate one configuration, write its run folder, and return its metrics dict."""
+def run_experiment(config: RunConfig, resume: bool = True, progress: bool = True, on_epoch_end=None) -> dict:
+    """Train and evaluate one configuration, write its run folder, and return its metrics dict.
+    `on_epoch_end` is passed to :func:`ood_explain.train.train` (called after every epoch on rank 0)."""
     config = resolve(config)
     out = Path(config.out)
     rank, _ = world()
@@ -162,7 +163,7 @@ def run_experiment(config: RunConfig, resume: bool = True, progress: bool = True
     history = train(
         model, split.id_train.images.to(device), train_config,
         oe_images=oe.images.to(device) if oe is not None else None,
-        checkpoint=out / "checkpoint.pt", resume=resume, progress=progress,
+        checkpoint=out / "checkpoint.pt", resume=resume, progress=progress, on_epoch_end=on_epoch_end,
     )
     train_seconds = time.perf_counter() - started
     if rank != 0:

@@ -182,8 +182,13 @@ def train(
     checkpoint: Path | str | None = None,
     resume: bool = False,
     progress: bool = True,
+    on_epoch_end=None,
 ) -> list[dict]:
     """Train `model` in place and return the per-epoch history.
+
+    `on_epoch_end(epoch, model, row)`, if given, is called on rank 0 after every epoch (before the
+    checkpoint is written) with the 1-based epoch, the model and that epoch's history row; the notebooks
+    use it to score the test set epoch by epoch. The next epoch puts the model back in train mode.
 
     Args:
         id_images: uint8 (N, C, H, W) ID training images, already on the compute device.
@@ -274,6 +279,8 @@ def train(
             "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started,
         })
         scheduler.step()
+        if on_epoch_end is not None and rank == 0:
+            on_epoch_end(epoch + 1, model, history[-1])
         if checkpoint and rank == 0:
             save_checkpoint(checkpoint, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),

@@ -1,0 +1,438 @@
+"""Interactive explorers for JupyterLab: ipywidgets controls driving plotly ``FigureWidget`` figures.
+
+* :class:`NormDashboard`: pick class, method, score and epoch of tracked runs; see the ID and OOD
+  score histograms and the AUROC (now and over epochs).
+* :class:`UmapExplorer`: UMAP maps of raw z, normalized ẑ = z/‖z‖ and backbone h, coloured by ID/OOD or
+  by ‖z‖; hovering a point shows its image.
+* :class:`AugmentationExplorer`: sliders for crop scale, colour-jitter strength and rotation, showing
+  random SimCLR views.
+
+Each explorer is a plain object: ``.widget`` is the ipywidgets box to display (a notebook cell can also
+end with the object itself), the controls and figures are attributes, and the callbacks are ordinary
+methods (``update``, ``on_hover``, ``show``) so tests can drive them without a browser. Static
+figure helpers (:func:`augmentation_grid`, :func:`rotation_grid`) serve the notebooks directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import ipywidgets as W
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import augment
+from .augment import AugmentConfig
+from .metrics import auroc
+from .viz import ID_COLOR, OE_COLOR, OOD_COLOR, SCORE_LABELS
+
+ROTATIONS = (0, 90, 180, 270)
+
+
+# ------------------------------------------------------------------------------------- image helpers
+
+
+def _to_uint8_hwc(image: torch.Tensor) -> np.ndarray:
+    """(C, H, W) float in [0, 1] or uint8 -> (H, W, 3) uint8."""
+    x = augment.to_float(image) if image.dtype == torch.uint8 else image.float()
+    x = x.clamp(0, 1)
+    if x.shape[0] == 1:
+        x = x.expand(3, -1, -1)
+    return (x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def png_bytes(image: torch.Tensor, scale: int = 4) -> bytes:
+    """One image (C, H, W) as PNG bytes, enlarged `scale` times with nearest-neighbour pixels."""
+    picture = Image.fromarray(_to_uint8_hwc(image))
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def montage(grid: torch.Tensor, pad: int = 2) -> np.ndarray:
+    """A (rows, cols, C, H, W) batch of images in [0, 1] -> one (H', W', 3) uint8 picture with white
+    gutters of `pad` pixels."""
+    rows, cols, _, h, w = grid.shape
+    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+    for r in range(rows):
+        for c in range(cols):
+            top, left = pad + r * (h + pad), pad + c * (w + pad)
+            canvas[top : top + h, left : left + w] = _to_uint8_hwc(grid[r, c])
+    return canvas
+
+
+def _data_uri(picture: np.ndarray, scale: int = 3) -> str:
+    image = Image.fromarray(picture)
+    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _grid_figure(grid: torch.Tensor, column_names: list[str], row_names: list[str], title: str,
+                 legend: dict[str, str], scale: int = 3, pad: int = 2,
+                 widget: bool = False) -> go.Figure:
+    """An image montage as a plotly figure with labelled axes; `legend` maps legend entries to colours
+    (drawn as markers outside the picture, since image traces carry no legend)."""
+    picture = montage(grid, pad)
+    _, _, _, h, w = grid.shape
+    cell_w, cell_h = (w + pad) * scale, (h + pad) * scale
+    figure = (go.FigureWidget if widget else go.Figure)()
+    figure.add_trace(go.Image(source=_data_uri(picture, scale), hoverinfo="skip", name="images"))
+    for name, color in legend.items():
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name,
+                                    marker=dict(size=12, color=color, symbol="square")))
+    figure.update_layout(
+        title=title, legend_title="columns", showlegend=True, margin=dict(l=70, r=10, t=50, b=50),
+        width=max(420, picture.shape[1] * scale + 260), height=max(260, picture.shape[0] * scale + 110),
+        xaxis=dict(title="view", tickvals=[pad * scale + (i + 0.5) * cell_w - pad * scale / 2 for i in range(len(column_names))],
+                   ticktext=column_names, showgrid=False, zeroline=False),
+        yaxis=dict(title="image", tickvals=[pad * scale + (i + 0.5) * cell_h - pad * scale / 2 for i in range(len(row_names))],
+                   ticktext=row_names, showgrid=False, zeroline=False),
+    )
+    return figure
+
+
+def views_grid(images: torch.Tensor, n_views: int = 6, config: AugmentConfig = AugmentConfig(), seed: int = 0,
+               rotation: int = 0) -> torch.Tensor:
+    """(N, 1 + n_views, C, H, W) floats: each image, then `n_views` random SimCLR views of it, all
+    rotated by `rotation` degrees (a multiple of 90) after augmentation, as in self-OECL."""
+    if rotation % 90:
+        raise ValueError(f"rotation must be a multiple of 90 degrees, got {rotation}")
+    generator = augment.make_generator(seed)
+    originals = augment.to_float(images)
+    views = [augment.simclr_view(images, generator, config) for _ in range(n_views)]
+    columns = [augment.rotate90(x, rotation // 90) for x in [originals, *views]]
+    return torch.stack(columns, dim=1)
+
+
+def augmentation_grid(images: torch.Tensor, n_views: int = 6, config: AugmentConfig = AugmentConfig(),
+                      seed: int = 0, rotation: int = 0, title: str = "Random SimCLR views",
+                      widget: bool = False) -> go.Figure:
+    """A figure of `images` (uint8 (N, C, H, W)): the original in column 0, then random views."""
+    grid = views_grid(images, n_views, config, seed, rotation)
+    columns = ["original"] + [f"view {i + 1}" for i in range(n_views)]
+    legend = {"column 1: the image itself": "#444444", "other columns: random views t(x), t ~ T": ID_COLOR}
+    return _grid_figure(grid, columns, [f"#{i}" for i in range(len(images))], title, legend, widget=widget)
+
+
+def rotation_grid(images: torch.Tensor, title: str = "self-OECL: rotations of each image") -> go.Figure:
+    """Each image (uint8 (N, C, H, W)) at 0, 90, 180 and 270 degrees; 0/90 are ID instances and
+    180/270 are self-generated outliers (OE) in self-OECL."""
+    x = augment.to_float(images)
+    grid = torch.stack([augment.rotate90(x, k) for k in range(4)], dim=1)
+    columns = ["0° (ID)", "90° (ID)", "180° (OE)", "270° (OE)"]
+    legend = {"0° and 90°: ID instances": ID_COLOR, "180° and 270°: OE (norm pulled to 0)": OE_COLOR}
+    return _grid_figure(grid, columns, [f"#{i}" for i in range(len(images))], title, legend)
+
+
+# ----------------------------------------------------------------------------- augmentation explorer
+
+
+class AugmentationExplorer:
+    """Sliders for the SimCLR family T (crop scale, jitter strength, grayscale), a rotation applied after
+    augmentation, and the random seed; the figure shows each image and `n_views` views of it."""
+
+    def __init__(self, images: torch.Tensor, n_views: int = 6, seed: int = 0) -> None:
+        self.images = images
+        self.n_views = n_views
+        style = {"description_width": "150px"}
+        layout = W.Layout(width="460px")
+        self.crop_scale = W.FloatRangeSlider(value=(0.08, 1.0), min=0.02, max=1.0, step=0.02,
+                                             description="crop area fraction", style=style, layout=layout)
+        self.jitter = W.FloatSlider(value=0.4, min=0.0, max=1.0, step=0.05, description="jitter strength s",
+                                    style=style, layout=layout)
+        self.jitter_p = W.FloatSlider(value=0.8, min=0.0, max=1.0, step=0.05, description="jitter probability",
+                                      style=style, layout=layout)
+        self.grayscale_p = W.FloatSlider(value=0.2, min=0.0, max=1.0, step=0.05, description="grayscale prob.",
+                                         style=style, layout=layout)
+        self.rotation = W.SelectionSlider(options=list(ROTATIONS), value=0, description="rotation (°)",
+                                          style=style, layout=layout)
+        self.seed = W.IntSlider(value=seed, min=0, max=50, description="random draw (seed)", style=style,
+                                layout=layout)
+        self.controls = [self.crop_scale, self.jitter, self.jitter_p, self.grayscale_p, self.rotation, self.seed]
+        self.figure = augmentation_grid(images, n_views, self.config(), seed, widget=True,
+                                        title=self._title())
+        for control in self.controls:
+            control.observe(self.update, names="value")
+        self.widget = W.VBox([W.HBox([W.VBox(self.controls[:3]), W.VBox(self.controls[3:])]), self.figure])
+
+    def config(self) -> AugmentConfig:
+        """The AugmentConfig the sliders describe: brightness = contrast = saturation = s, hue = s/4."""
+        s = self.jitter.value
+        return AugmentConfig(crop_scale=tuple(self.crop_scale.value), brightness=s, contrast=s, saturation=s,
+                             hue=min(0.5, s / 4), jitter_p=self.jitter_p.value, grayscale_p=self.grayscale_p.value)
+
+    def _title(self) -> str:
+        low, high = self.crop_scale.value
+        return (f"SimCLR views: crop area {low:.2f}–{high:.2f}, jitter s = {self.jitter.value:.2f}, "
+                f"rotation {self.rotation.value}°")
+
+    def update(self, change=None) -> None:
+        """Redraw the views for the current slider values (the callback of every control)."""
+        fresh = augmentation_grid(self.images, self.n_views, self.config(), self.seed.value,
+                                  rotation=self.rotation.value)
+        with self.figure.batch_update():
+            self.figure.data[0].source = fresh.data[0].source
+            self.figure.layout.title.text = self._title()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+# ------------------------------------------------------------------------------------- norm dashboard
+
+
+class NormDashboard:
+    """Pick class, method, score and epoch; see histograms of the score for ID and OOD test images,
+    the AUROC at that epoch, and the AUROC over the tracked epochs.
+
+    `runs`: :class:`ood_explain.notebook.Run` objects (tracked runs give one slider stop per tracked
+    epoch; untracked ones only their final epoch).
+    """
+
+    def __init__(self, runs: list, score: str = "norm") -> None:
+        if not runs:
+            raise ValueError("NormDashboard needs at least one run")
+        self.runs = {(run.normal_class, run.label): run for run in runs}
+        self._tables: dict[tuple[int, str], pd.DataFrame] = {}
+        classes = sorted({c for c, _ in self.runs})
+        first = next(iter(self.runs))
+        self.class_control = W.Dropdown(options=classes, value=first[0], description="class")
+        self.method_control = W.Dropdown(options=self._methods(first[0]), value=first[1], description="method")
+        scores = self._scores(first)
+        self.score_control = W.Dropdown(options=[(SCORE_LABELS.get(s, s), s) for s in scores],
+                                        value=score if score in scores else scores[0], description="score")
+        epochs = self._epochs(first)
+        self.epoch_control = W.SelectionSlider(options=epochs, value=epochs[-1], description="epoch",
+                                               continuous_update=False)
+        self.summary = W.HTML()
+        self.histogram = go.FigureWidget()
+        for name, color in (("ID test", ID_COLOR), ("OOD test", OOD_COLOR)):
+            self.histogram.add_trace(go.Histogram(x=[], name=name, marker_color=color, opacity=0.6,
+                                                  histnorm="probability density"))
+        self.histogram.update_layout(barmode="overlay", yaxis_title="density", legend_title="test set",
+                                     height=380, margin=dict(t=50, b=50))
+        self.curve = go.FigureWidget()
+        self.curve.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="AUROC per tracked epoch"))
+        self.curve.add_trace(go.Scatter(x=[], y=[], mode="markers", name="selected epoch",
+                                        marker=dict(size=14, color=OOD_COLOR, symbol="circle-open", line_width=3)))
+        self.curve.add_hline(y=0.5, line_dash="dot", line_color="gray", annotation_text="chance")
+        self.curve.update_layout(xaxis_title="epoch", yaxis_title="AUROC (ID = positive)", legend_title="",
+                                 yaxis_range=[0, 1.02], height=380, margin=dict(t=50, b=50))
+        self._busy = False
+        self.class_control.observe(self._class_changed, names="value")
+        self.method_control.observe(self._run_changed, names="value")
+        self.score_control.observe(self.update, names="value")
+        self.epoch_control.observe(self.update, names="value")
+        controls = W.HBox([self.class_control, self.method_control, self.score_control])
+        self.widget = W.VBox([controls, self.epoch_control, self.summary, W.HBox([self.histogram, self.curve])])
+        self.update()
+
+    # the data behind the controls
+    def _methods(self, normal_class: int) -> list[str]:
+        return [label for c, label in self.runs if c == normal_class]
+
+    def table(self, key: tuple[int, str] | None = None) -> pd.DataFrame:
+        """Per-epoch scores of the selected run (or of `key` = (class, method label))."""
+        key = key or self.key
+        if key not in self._tables:
+            self._tables[key] = self.runs[key].epochs_table()
+        return self._tables[key]
+
+    def _scores(self, key: tuple[int, str]) -> list[str]:
+        fixed = {"epoch", "index", "is_id", "label"}
+        return [c for c in self.table(key).columns if c not in fixed]
+
+    def _epochs(self, key: tuple[int, str]) -> list[int]:
+        return sorted(int(e) for e in self.table(key)["epoch"].unique())
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return self.class_control.value, self.method_control.value
+
+    # callbacks
+    def _class_changed(self, change=None) -> None:
+        methods = self._methods(self.class_control.value)
+        current = self.method_control.value
+        self._busy = True
+        self.method_control.options = methods
+        self.method_control.value = current if current in methods else methods[0]
+        self._busy = False
+        self._run_changed()
+
+    def _run_changed(self, change=None) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        scores = self._scores(self.key)
+        score = self.score_control.value
+        self.score_control.options = [(SCORE_LABELS.get(s, s), s) for s in scores]
+        self.score_control.value = score if score in scores else scores[0]
+        epochs = self._epochs(self.key)
+        epoch = self.epoch_control.value
+        self.epoch_control.options = epochs
+        self.epoch_control.value = min(epochs, key=lambda e: abs(e - epoch))
+        self._busy = False
+        self.update()
+
+    def scores_at(self, epoch: int | None = None, score: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ID, OOD) values of the selected score at the selected epoch."""
+        table = self.table()
+        part = table[table["epoch"] == (epoch or self.epoch_control.value)]
+        is_id = part["is_id"].to_numpy().astype(bool)
+        values = part[score or self.score_control.value].to_numpy()
+        return values[is_id], values[~is_id]
+
+    def update(self, change=None) -> None:
+        """Redraw both figures and the AUROC line for the current selection."""
+        if self._busy:
+            return
+        score, epoch = self.score_control.value, self.epoch_control.value
+        scores_id, scores_ood = self.scores_at(epoch, score)
+        value = auroc(scores_id, scores_ood)
+        low, high = float(min(scores_id.min(), scores_ood.min())), float(max(scores_id.max(), scores_ood.max()))
+        size = (high - low) / 40 or 1.0
+        label = SCORE_LABELS.get(score, score)
+        with self.histogram.batch_update():
+            for trace, values in zip(self.histogram.data, (scores_id, scores_ood)):
+                trace.x = values
+                trace.xbins = dict(start=low, end=high + size, size=size)
+            self.histogram.layout.xaxis.title.text = label
+            self.histogram.layout.title.text = f"{self.method_control.value}, class {self.class_control.value}, epoch {epoch}: AUROC {value:.3f}"
+        table = self.table()
+        per_epoch = []
+        for e, part in table.groupby("epoch"):
+            is_id = part["is_id"].to_numpy().astype(bool)
+            per_epoch.append((int(e), auroc(part[score].to_numpy()[is_id], part[score].to_numpy()[~is_id])))
+        with self.curve.batch_update():
+            self.curve.data[0].x = [e for e, _ in per_epoch]
+            self.curve.data[0].y = [a for _, a in per_epoch]
+            self.curve.data[1].x = [epoch]
+            self.curve.data[1].y = [value]
+            self.curve.layout.title.text = f"AUROC of {label} over training"
+        verdict = "inverted: OOD scores higher than ID" if value < 0.5 else "ID scores higher than OOD"
+        self.summary.value = (f"<b>AUROC {value:.3f}</b> ({verdict}); mean score ID {scores_id.mean():.3g}, "
+                              f"OOD {scores_ood.mean():.3g}; {len(scores_id)} ID and {len(scores_ood)} OOD test images")
+        self.auroc = value
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+# -------------------------------------------------------------------------------------- UMAP explorer
+
+
+SPACES = {"z": "raw z (projection head)", "z_hat": "normalized ẑ = z/‖z‖", "h": "backbone h"}
+
+
+class UmapExplorer:
+    """UMAP maps of the features of ID and OOD images: raw z, normalized ẑ and backbone h, coloured by
+    ID/OOD or by ‖z‖. Hovering over a point shows its image (``on_hover`` -> ``show``)."""
+
+    def __init__(self, model, id_images: torch.Tensor, ood_images: torch.Tensor,
+                 id_labels: torch.Tensor | None = None, ood_labels: torch.Tensor | None = None,
+                 n_neighbors: int = 15, seed: int = 0) -> None:
+        from .scores import extract_features
+
+        self.images = torch.cat([id_images, ood_images])
+        self.is_id = np.concatenate([np.ones(len(id_images), bool), np.zeros(len(ood_images), bool)])
+        labels = [id_labels, ood_labels]
+        self.labels = np.concatenate([np.asarray(l) if l is not None else np.full(n, -1)
+                                      for l, n in zip(labels, (len(id_images), len(ood_images)))])
+        features = extract_features(model, self.images)
+        z = features.z
+        self.features = {"z": z.numpy(), "z_hat": F.normalize(z, dim=1).numpy(), "h": features.h.numpy()}
+        self.norms = z.norm(dim=1).numpy()
+        self.n_neighbors, self.seed = n_neighbors, seed
+        self.embeddings: dict[str, np.ndarray] = {}
+        self.space = W.ToggleButtons(options=[(v, k) for k, v in SPACES.items()], value="z", description="features")
+        self.color = W.ToggleButtons(options=["ID / OOD", "‖z‖"], value="ID / OOD", description="colour by")
+        self.preview = W.Image(format="png", width=112, height=112)
+        self.caption = W.HTML("hover over a point to see its image")
+        self.figure = go.FigureWidget()
+        for name, symbol in (("ID test", "circle"), ("OOD test", "x")):
+            self.figure.add_trace(go.Scatter(
+                x=[], y=[], mode="markers", name=name, marker=dict(symbol=symbol, size=6, opacity=0.75),
+                hovertemplate="‖z‖ = %{customdata[1]:.2f}<br>label %{customdata[2]}<extra>%{fullData.name} #%{customdata[0]}</extra>"))
+        self.figure.update_layout(xaxis_title="UMAP 1", yaxis_title="UMAP 2", legend_title="test set",
+                                  height=480, width=640, margin=dict(t=50))
+        for trace in self.figure.data:
+            trace.on_hover(self.on_hover)
+        self.space.observe(self.update, names="value")
+        self.color.observe(self.update, names="value")
+        self.widget = W.VBox([self.space, self.color,
+                              W.HBox([self.figure, W.VBox([self.preview, self.caption])])])
+        self.update()
+
+    @classmethod
+    def from_run(cls, run, per_side: int = 300, **kwargs) -> UmapExplorer:
+        """An explorer of a finished :class:`ood_explain.notebook.Run`: its model and `per_side` ID and
+        OOD test images (seeded subsets, the same ones the run's tracked epochs use)."""
+        from . import data
+        from .experiments import limit
+
+        config = run.run_config()
+        train = data.load_dataset(config.dataset, "train", config.data_root, image_size=config.image_size)
+        test = data.load_dataset(config.dataset, "test", config.data_root, image_size=config.image_size)
+        split = data.make_split(train, test, config.protocol, config.normal_class)
+        id_test = limit(split.id_test, per_side, config.seed)
+        ood_test = limit(split.ood_test, per_side, config.seed + 1)
+        return cls(run.model(), id_test.images, ood_test.images, id_test.labels, ood_test.labels, **kwargs)
+
+    def embedding(self, space: str) -> np.ndarray:
+        """The 2-D UMAP embedding of one feature space (computed once, then cached)."""
+        if space not in self.embeddings:
+            import umap
+
+            reducer = umap.UMAP(n_neighbors=self.n_neighbors, min_dist=0.1, random_state=self.seed, n_jobs=1)
+            self.embeddings[space] = reducer.fit_transform(self.features[space])
+        return self.embeddings[space]
+
+    def update(self, change=None) -> None:
+        """Redraw the map for the selected feature space and colouring."""
+        xy = self.embedding(self.space.value)
+        by_norm = self.color.value == "‖z‖"
+        low, high = float(self.norms.min()), float(self.norms.max())
+        with self.figure.batch_update():
+            for trace, mask, color in zip(self.figure.data, (self.is_id, ~self.is_id), (ID_COLOR, OOD_COLOR)):
+                index = np.flatnonzero(mask)
+                trace.x, trace.y = xy[index, 0], xy[index, 1]
+                trace.customdata = np.stack([index, self.norms[index], self.labels[index]], axis=1)
+                if by_norm:
+                    trace.marker.color = self.norms[index]
+                    trace.marker.colorscale = "Viridis"
+                    trace.marker.cmin, trace.marker.cmax = low, high
+                    trace.marker.showscale = trace.name == "ID test"
+                    trace.marker.colorbar = dict(title="‖z‖")
+                else:
+                    trace.marker.color = color
+                    trace.marker.showscale = False
+            self.figure.layout.title.text = f"UMAP of {SPACES[self.space.value]}, coloured by {self.color.value}"
+
+    def on_hover(self, trace, points, state=None) -> None:
+        """plotly hover callback: show the image of the first hovered point."""
+        if points is not None and points.point_inds:
+            self.show(int(trace.customdata[points.point_inds[0]][0]))
+
+    def show(self, index: int) -> None:
+        """Show image `index` (position in ID images followed by OOD images) beside the map."""
+        self.preview.value = png_bytes(self.images[index])
+        kind = "ID" if self.is_id[index] else "OOD"
+        self.caption.value = f"<b>{kind}</b> test image #{index}, label {self.labels[index]}, ‖z‖ = {self.norms[index]:.2f}"
+        self.shown = index
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)

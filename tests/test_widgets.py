@@ -1,0 +1,94 @@
+"""Drive every interactive explorer's callbacks without a browser: change a control, assert the figure's
+data changed. Runs two smoke-preset trainings on the embedded digits (seconds)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from ood_explain import data, notebook, widgets
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OOD_EXPLAIN_RUNS", str(root))
+        torch.set_num_threads(1)
+        configs = [notebook.config("simclr", 0, preset="smoke"), notebook.config("oecl", 0, preset="smoke", oe="photos"),
+                   notebook.config("simclr", 1, preset="smoke")]
+        return [notebook.load_or_run(c, progress=False, verbose=False) for c in configs]
+
+
+def test_load_or_run_tracks_epochs_and_loads_the_second_time(runs):
+    first = runs[0]
+    assert first.trained_now
+    assert sorted(first.epoch_scores["epoch"].unique()) == [1, 2]
+    assert {"norm", "norm_of_mean", "knn"} <= set(first.epoch_scores.columns)
+    again = notebook.load_or_run(dataclasses.replace(first.run_config(), out=str(first.path)), verbose=False)
+    assert not again.trained_now and again.auroc() == first.auroc()
+    assert notebook.config("simclr", 0, preset="smoke").out != notebook.config("simclr", 0, preset="smoke", lr=0.05).out
+
+
+def test_norm_dashboard_callbacks(runs):
+    dashboard = widgets.NormDashboard(runs)
+    def snapshot():
+        return (np.array(dashboard.histogram.data[0].x).copy(), np.array(dashboard.curve.data[1].x).copy(),
+                dashboard.histogram.layout.title.text)
+    before = snapshot()
+    dashboard.method_control.value = "oecl (OE photos)"
+    after_method = snapshot()
+    assert not np.array_equal(before[0], after_method[0])
+    dashboard.epoch_control.value = 1
+    after_epoch = snapshot()
+    assert not np.array_equal(after_method[0], after_epoch[0]) and list(after_epoch[1]) == [1]
+    auroc_before = dashboard.auroc
+    dashboard.score_control.value = "knn"
+    assert dashboard.histogram.layout.xaxis.title.text != "‖z‖ (single view)"
+    assert dashboard.auroc != auroc_before
+    dashboard.class_control.value = 1
+    assert dashboard.method_control.options == ("simclr",)
+    assert "class 1" in dashboard.histogram.layout.title.text
+    for figure in (dashboard.histogram, dashboard.curve):
+        assert figure.layout.xaxis.title.text and figure.layout.yaxis.title.text
+        assert all(trace.name for trace in figure.data)
+
+
+def test_augmentation_explorer_callbacks():
+    images = data.load_digits("test").images[:3]
+    explorer = widgets.AugmentationExplorer(images, n_views=4)
+    for control, value in ((explorer.rotation, 90), (explorer.crop_scale, (0.5, 0.6)), (explorer.jitter, 0.9),
+                           (explorer.seed, 3)):
+        before = explorer.figure.data[0].source
+        control.value = value
+        assert explorer.figure.data[0].source != before, control.description
+    assert explorer.config().crop_scale == (0.5, 0.6)
+    assert "rotation 90°" in explorer.figure.layout.title.text
+
+
+def test_umap_explorer_callbacks(runs):
+    explorer = widgets.UmapExplorer.from_run(runs[1], per_side=40, n_neighbors=8)
+    x_before = np.array(explorer.figure.data[0].x).copy()
+    explorer.space.value = "h"
+    assert not np.allclose(x_before, np.array(explorer.figure.data[0].x))
+    explorer.space.value = "z_hat"
+    assert set(explorer.embeddings) == {"z", "h", "z_hat"}
+    explorer.color.value = "‖z‖"
+    assert np.allclose(np.array(explorer.figure.data[0].marker.color), explorer.norms[explorer.is_id])
+
+    class Points:
+        point_inds = [2]
+
+    explorer.on_hover(explorer.figure.data[1], Points())
+    assert explorer.shown == int(np.flatnonzero(~explorer.is_id)[2])
+    assert explorer.preview.value[:4] == b"\x89PNG" and "OOD" in explorer.caption.value
+
+
+def test_static_grids_have_axis_titles_and_legends():
+    images = data.load_digits("test").images[:2]
+    for figure in (widgets.augmentation_grid(images, 3), widgets.rotation_grid(images)):
+        assert figure.layout.xaxis.title.text and figure.layout.yaxis.title.text
+        assert figure.layout.showlegend and sum(trace.name is not None for trace in figure.data) >= 2
