@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import data, experiments
+from . import data, distributed, experiments
 from .train import METHODS
 
 
@@ -59,7 +59,8 @@ def _print_metrics(metrics: dict) -> None:
 
 
 def command_run(args: argparse.Namespace) -> None:
-    metrics = experiments.run_experiment(_config_from(args, single=True), resume=not args.restart)
+    with distributed.launched(args.device):  # a process group when started by torchrun, else nothing
+        metrics = experiments.run_experiment(_config_from(args, single=True), resume=not args.restart)
     if metrics:
         _print_metrics(metrics)
         print(f"run folder: {args.out}")
@@ -67,7 +68,10 @@ def command_run(args: argparse.Namespace) -> None:
 
 def command_sweep(args: argparse.Namespace) -> None:
     classes = [int(k) for k in args.classes.split(",")] if args.classes else None
-    table = experiments.sweep(_config_from(args, single=False), args.methods.split(","), args.out, classes)
+    with distributed.launched(args.device):
+        table = experiments.sweep(_config_from(args, single=False), args.methods.split(","), args.out, classes)
+    if not distributed.is_main():
+        return
     print((table * 100).round(1).to_markdown())
     print(f"results: {Path(args.out) / 'results.md'}")
 
@@ -137,10 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="training throughput: our pipeline vs a reference-style one")
     bench.add_argument("--device", default="auto")
-    bench.add_argument("--arch", default="small-cnn,resnet18-cifar")
-    bench.add_argument("--batch-size", type=int, default=64)
-    bench.add_argument("--steps", type=int, default=10)
-    bench.add_argument("--workers", type=int, default=2)
+    bench.add_argument("--arch", default="small-cnn,resnet18-cifar", help="comma-separated architectures")
+    bench.add_argument("--batch-size", type=int, default=64, help="ID images per step (2 views each)")
+    bench.add_argument("--steps", type=int, default=10, help="timed steps per pipeline and round")
+    bench.add_argument("--warmup", type=int, default=2, help="untimed steps before each timed block")
+    bench.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best is reported")
+    bench.add_argument("--workers", type=int, default=2, help="DataLoader workers of the reference pipeline")
+    bench.add_argument("--images", type=int, default=2048, help="images decoded into memory")
+    bench.add_argument("--compile", action="store_true", help="torch.compile our pipeline's model")
+    bench.add_argument("--augment-only", action="store_true", help="only ours vs kornia vs torchvision augmentation")
+    bench.add_argument("--json", default=None, metavar="OUT", help="also write every figure to this JSON file")
     bench.add_argument("--data-root", default=None)
     bench.set_defaults(func=command_bench)
     return parser

@@ -23,7 +23,8 @@ import torch
 from . import data, scores
 from .metrics import ood_metrics
 from .models import build_model
-from .train import METHODS, METHODS_WITH_EXTERNAL_OE, TrainConfig, autocast_dtype, train, world
+from .distributed import barrier, world
+from .train import METHODS, METHODS_WITH_EXTERNAL_OE, TrainConfig, autocast_dtype, train
 
 PRESETS: dict[str, dict] = {
     # seconds on a CPU: for tests and CI
@@ -100,10 +101,14 @@ def resolve(config: RunConfig) -> RunConfig:
 
 
 def pick_device(name: str) -> torch.device:
-    """"auto" -> CUDA when available, else CPU."""
+    """"auto" -> CUDA when available, else CPU. A bare "cuda" means the current GPU (under torchrun: GPU
+    LOCAL_RANK, made current by :func:`ood_explain.distributed.setup`)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -167,8 +172,11 @@ def run_experiment(config: RunConfig, resume: bool = True, progress: bool = True
     )
     train_seconds = time.perf_counter() - started
     if rank != 0:
+        barrier()  # wait for rank 0's evaluation, so every rank leaves with the run folder complete
         return {}
-    return evaluate(model, split, config, history, train_seconds, device)
+    metrics = evaluate(model, split, config, history, train_seconds, device)
+    barrier()
+    return metrics
 
 
 def _normalization(dataset: str) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
@@ -234,7 +242,8 @@ def sweep(base: RunConfig, methods: list[str], root: str | Path, classes: list[i
                 print(f"{method:>10} class {k}: AUROC {metrics['auroc']:.3f} ({metrics['score']}, "
                       f"train {metrics['train_seconds']:.0f}s)", flush=True)
     table = collect_results(root)
-    write_results(table, root)
+    if world()[0] == 0:
+        write_results(table, root)
     return table
 
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from . import augment, losses
+from . import augment, distributed, losses
 from .augment import AugmentConfig
+from .distributed import gather_views, world  # noqa: F401  (re-exported: experiments imports world from here)
 from .models import ContrastiveModel
 
 METHODS = ("simclr", "oecl", "self-oecl", "hsc", "bce")
@@ -67,28 +67,6 @@ class TrainConfig:
             self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()})
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {self.epochs} and {self.batch_size}")
-
-
-def world() -> tuple[int, int]:
-    """(rank, world_size) of this process; (0, 1) without torch.distributed."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def gather_views(z_id: torch.Tensor) -> torch.Tensor:
-    """All-gather ID projections across processes with gradients, keeping the NT-Xent layout.
-
-    (2n, d) per process, laid out [views 1; views 2] -> (2nW, d) laid out [all views 1; all views 2],
-    so row i still pairs with row i + nW. The identity in a single process.
-    """
-    _, world_size = world()
-    if world_size == 1:
-        return z_id
-    from torch.distributed.nn.functional import all_gather
-
-    n = z_id.shape[0] // 2
-    return torch.cat([torch.cat(all_gather(z_id[:n].contiguous())), torch.cat(all_gather(z_id[n:].contiguous()))])
 
 
 def unwrap(model: torch.nn.Module) -> ContrastiveModel:
@@ -216,10 +194,10 @@ def train(
     dtype = autocast_dtype(config.precision, device, is_resnet)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(device=device, memory_format=memory_format)
+    if world_size > 1:  # BatchNorm over the global batch: SyncBatchNorm on CUDA, GlobalBatchNorm on CPU
+        distributed.convert_batchnorm(model, device)
     forward_model = torch.compile(model) if config.compile else model
-    ddp_model = forward_model
-    if world_size > 1:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(forward_model)
+    ddp_model = distributed.wrap_model(forward_model, device, unused=("head",) if method == "bce" else ())
 
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
@@ -242,6 +220,8 @@ def train(
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         alpha = 0.0 if epoch < config.warmup_epochs else config.alpha
+        # The same permutation on every rank, new each epoch; rank r takes slice r of each global batch:
+        # DistributedSampler + set_epoch(epoch), without a sampler (see ood_explain.distributed).
         order_generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         order = torch.randperm(len(id_images), generator=order_generator).to(device)
         model.train()
@@ -273,7 +253,7 @@ def train(
                     )
                 bar.set_postfix(epoch=epoch + 1, loss=f"{means[0]:.3f}", id_norm=f"{means[1]:.2f}",
                                 oe_norm=f"{means[2]:.2f}")
-        loss_mean, id_mean, oe_mean = (sums / steps).tolist()
+        loss_mean, id_mean, oe_mean = (distributed.all_mean(sums) / steps).tolist()  # means over all ranks
         history.append({
             "epoch": epoch + 1, "loss": loss_mean, "id_norm": id_mean, "oe_norm": oe_mean, "alpha": alpha,
             "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started,
