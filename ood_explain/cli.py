@@ -86,7 +86,8 @@ def command_report(args: argparse.Namespace) -> None:
 def command_quickstart(args: argparse.Namespace) -> None:
     from .quickstart import quickstart
 
-    quickstart(args.out, classes=[int(k) for k in args.classes.split(",")], data_root=args.data_root)
+    quickstart(args.out, classes=[int(k) for k in args.classes.split(",")], data_root=args.data_root,
+               preset=args.preset)
 
 
 def command_reproduce(args: argparse.Namespace) -> None:
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--out", default="runs/quickstart")
     quick.add_argument("--classes", default="0,1,3")
     quick.add_argument("--data-root", default=None)
+    quick.add_argument("--preset", default="lite", choices=list(experiments.PRESETS), help="smoke: seconds")
     quick.set_defaults(func=command_quickstart)
 
     reproduce = commands.add_parser("reproduce", help="run a named paper table end to end (resumable)")
@@ -149,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=int, default=2, help="DataLoader workers of the reference pipeline")
     bench.add_argument("--images", type=int, default=2048, help="images decoded into memory")
     bench.add_argument("--compile", action="store_true", help="torch.compile our pipeline's model")
+    bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--augment-only", action="store_true", help="only ours vs kornia vs torchvision augmentation")
     bench.add_argument("--json", default=None, metavar="OUT", help="also write every figure to this JSON file")
     bench.add_argument("--data-root", default=None)

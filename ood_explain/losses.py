@@ -30,12 +30,13 @@ def nt_xent(z: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     if z.dim() != 2 or z.shape[0] % 2 or z.shape[0] < 2:
         raise ValueError(f"nt_xent expects z of shape (2N, d) with N >= 1, got {tuple(z.shape)}")
     n = z.shape[0] // 2
-    z_hat = F.normalize(_at_least_fp32(z), dim=1)
-    logits = z_hat @ z_hat.T / temperature
-    self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
-    logits = logits.masked_fill(self_mask, float("-inf"))
-    positive = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
-    return F.cross_entropy(logits, positive)
+    with torch.autocast(z.device.type, enabled=False):  # similarities in fp32 even under bf16 autocast
+        z_hat = F.normalize(_at_least_fp32(z), dim=1)
+        logits = z_hat @ z_hat.T / temperature
+        self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+        logits = logits.masked_fill(self_mask, float("-inf"))
+        positive = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+        return F.cross_entropy(logits, positive)
 
 
 def mean_norm(z: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ history).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -152,6 +153,23 @@ def _config_dict(config: TrainConfig) -> dict:
     return dataclasses.asdict(config)
 
 
+# Settings that shape the training trajectory: a checkpoint resumes only under the same values.
+TRAJECTORY_KEYS = ("method", "epochs", "batch_size", "lr", "momentum", "weight_decay", "temperature", "alpha",
+                   "warmup_epochs", "seed", "max_steps_per_epoch", "augment")
+
+
+def check_same_run(saved: dict, config: TrainConfig, checkpoint: Path) -> None:
+    """Refuse to resume a checkpoint written under different settings (e.g. another method in the same
+    --out folder): the error names the differing settings and the two ways out."""
+    current = json.loads(json.dumps(_config_dict(config)))
+    saved = json.loads(json.dumps(saved))
+    differing = [f"{key}: {saved.get(key)!r} in the checkpoint, {current[key]!r} now"
+                 for key in TRAJECTORY_KEYS if saved.get(key) != current[key]]
+    if differing:
+        raise ValueError(f"cannot resume {checkpoint}: it was written with other settings ("
+                         + "; ".join(differing) + "). Use a new --out folder, or --restart to train from scratch.")
+
+
 def train(
     model: ContrastiveModel,
     id_images: torch.Tensor,
@@ -209,6 +227,7 @@ def train(
     checkpoint = Path(checkpoint) if checkpoint else None
     if resume and checkpoint and checkpoint.exists():
         state = load_checkpoint(checkpoint, device)
+        check_same_run(state["config"], config, checkpoint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

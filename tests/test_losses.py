@@ -253,3 +253,12 @@ def test_bce_halves_are_averaged_separately():
     # Confident, correct logits give a loss near 0; confident wrong ones a large loss.
     assert losses.bce_loss(torch.full((3,), 20.0), torch.full((3,), -20.0)).item() < 1e-6
     assert losses.bce_loss(torch.full((3,), -20.0), torch.full((3,), 20.0)).item() > 39
+
+
+def test_nt_xent_similarities_stay_fp32_under_bf16_autocast():
+    z = torch.randn(32, 128, generator=torch.Generator().manual_seed(3))
+    reference = losses.nt_xent(z)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = losses.nt_xent(z)
+    assert under_autocast.dtype == torch.float32
+    assert under_autocast.item() == pytest.approx(reference.item(), abs=1e-6)

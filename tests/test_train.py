@@ -296,3 +296,12 @@ def test_exploding_learning_rate_raises(tmp_path, digits_class0):
         train_module.train(model_for("simclr"), digits_class0, tiny("simclr", lr=1e30, epochs=1),
                            checkpoint=tmp_path / "c.pt", progress=False)
     assert not (tmp_path / "c.pt").exists()  # no epoch finished: nothing written
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path, digits_class0, oe_images):
+    checkpoint = tmp_path / "checkpoint.pt"
+    train_module.train(model_for("simclr"), digits_class0, tiny("simclr", epochs=1), checkpoint=checkpoint,
+                       progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(method: 'simclr' in the checkpoint, 'oecl' now"):
+        train_module.train(model_for("oecl"), digits_class0, tiny("oecl", epochs=1), oe_images=oe_images,
+                           checkpoint=checkpoint, resume=True, progress=False)
