@@ -1,0 +1,145 @@
+"""``ood-explain bench`` and the GPU code paths, run on the CPU device so CI covers them: the benchmark's two
+pipelines, the augmentation comparison, bf16 autocast choice, a channels_last bf16 training step, batched
+test-time views, and the CPU thread limit of the augmentations."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import torch
+
+from ood_explain import augment, bench, cli, models, scores
+from ood_explain.train import TrainConfig, autocast_dtype, train
+
+CPU = torch.device("cpu")
+
+
+def tiny_images(count: int = 48, size: int = 16) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+
+
+def test_load_images_reads_cifar_jpegs_or_falls_back_to_random(data_root, tmp_path) -> None:
+    pixels, note = bench.load_images(data_root, 20)
+    assert pixels.shape == (20, 32, 32, 3) and pixels.dtype == np.uint8
+    assert "CIFAR-10" in note and pixels.std() > 10
+    bigger, note = bench.load_images(data_root, 3, size=40)
+    assert bigger.shape == (3, 40, 40, 3) and "resized" in note
+    random_pixels, note = bench.load_images(tmp_path, 5)
+    assert random_pixels.shape == (5, 32, 32, 3) and "random" in note
+
+
+def test_both_pipelines_train_the_same_model_on_cpu() -> None:
+    pixels = tiny_images()
+    ours = bench.OurPipeline("small-cnn", pixels, CPU, batch_size=8)
+    reference = bench.ReferencePipeline("small-cnn", pixels, CPU, batch_size=8, workers=0)
+    # same weights; only the place of the input normalization differs (model vs transform)
+    shared = {k: v for k, v in ours.model.state_dict().items() if k not in ("mean", "std")}
+    assert all(torch.equal(v, reference.model.state_dict()[k]) for k, v in shared.items())
+    assert ours.images.dtype == torch.uint8 and ours.precision == "fp32"  # small CNN on CPU: fp32
+    assert ours.model.encoder.layers[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    before = ours.model.head[0].weight.detach().clone()
+    assert ours.run(warmup=1, steps=2) > 0 and reference.run(warmup=1, steps=1) > 0
+    assert not torch.equal(before, ours.model.head[0].weight)  # it trained
+    loss_sum = ours.sums.tolist()[0]
+    assert np.isfinite(loss_sum) and loss_sum > 0
+    # the epoch wraps around: more images than one pass
+    ours.run(warmup=0, steps=len(pixels) // 8 + 1)
+
+
+def test_reference_pipeline_with_a_worker_process_and_two_views() -> None:
+    pixels = tiny_images(16)
+    reference = bench.ReferencePipeline("small-cnn", pixels, CPU, batch_size=4, workers=1)
+    view1, view2 = reference.dataset[0]
+    assert view1.shape == (3, 16, 16) and not torch.equal(view1, view2)  # two independent views
+    assert reference.run(warmup=1, steps=1) > 0
+
+
+def test_measure_and_peak_memory_on_cpu() -> None:
+    ours, reference = bench.measure("small-cnn", tiny_images(), CPU, batch_size=8, steps=1, workers=0, rounds=2,
+                                    warmup=1)
+    for m in (ours, reference):
+        assert len(m.images_per_s) == 2 and m.best > 0
+        assert all(mb > 10 for mb in m.peak_mb)  # a Python process with torch holds far more than 10 MB
+    assert ours.layout == "channels_last" and reference.layout == "NCHW" and reference.precision == "fp32"
+    assert "PSS" in ours.memory or "ru_maxrss" in ours.memory
+
+
+def test_augmentation_comparison_ours_kornia_torchvision() -> None:
+    result = bench.compare_augmentations(tiny_images(), CPU, batch_size=16, repeats=2)
+    assert result["ours_s"] > 0 and result["torchvision_s"] > 0
+    if importlib.util.find_spec("kornia") is None:  # kornia is the optional [bench] extra
+        assert result["kornia_s"] is None
+    else:
+        assert result["kornia_s"] > 0
+        x = torch.rand(6, 3, 16, 16)
+        out = bench.kornia_pipeline(16)(x)
+        assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1
+
+
+def test_bench_command_prints_tables_and_writes_json(tmp_path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    args = cli.build_parser().parse_args([
+        "bench", "--device", "cpu", "--arch", "small-cnn", "--batch-size", "8", "--steps", "1", "--rounds", "1",
+        "--warmup", "1", "--workers", "0", "--images", "32", "--data-root", str(tmp_path / "none"),
+        "--json", str(out)])
+    args.func(args)
+    printed = capsys.readouterr().out
+    assert "ratio ours / reference" in printed and "simclr_view" in printed and "random uint8" in printed
+    report = json.loads(out.read_text())
+    figures = report["archs"]["small-cnn"]
+    assert figures["ratio"] == figures["ours"]["images_per_s"][0] / figures["reference"]["images_per_s"][0]
+    assert report["device"] == "cpu" and report["batch_size"] == 8
+
+
+def test_autocast_dtype_choices() -> None:
+    cuda = torch.device("cuda")  # a device object only: no GPU needed
+    assert autocast_dtype("auto", cuda, arch_is_resnet=False) is torch.bfloat16
+    assert autocast_dtype("auto", cuda, arch_is_resnet=True) is torch.bfloat16
+    assert autocast_dtype("auto", CPU, arch_is_resnet=True) is torch.bfloat16
+    assert autocast_dtype("auto", CPU, arch_is_resnet=False) is None
+    assert autocast_dtype("fp32", cuda, arch_is_resnet=True) is None
+    assert autocast_dtype("bf16", CPU, arch_is_resnet=False) is torch.bfloat16
+
+
+def test_channels_last_bf16_training_step_on_cpu() -> None:
+    """The GPU configuration (bf16 autocast + channels_last) through train() on the CPU device."""
+    torch.manual_seed(0)
+    model = models.build_model("small-cnn", 3)
+    images = torch.randint(0, 256, (32, 3, 16, 16), dtype=torch.uint8)
+    oe = torch.randint(0, 256, (32, 3, 16, 16), dtype=torch.uint8)
+    config = TrainConfig(method="oecl", epochs=1, batch_size=8, max_steps_per_epoch=2, precision="bf16",
+                         channels_last=True)
+    history = train(model, images, config, oe_images=oe, progress=False)
+    assert len(history) == 1 and np.isfinite(history[0]["loss"]) and np.isfinite(history[0]["oe_norm"])
+    assert model.encoder.layers[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast, not a bf16 model
+
+
+def test_extract_features_with_views_and_bf16_on_cpu() -> None:
+    torch.manual_seed(0)
+    model = models.build_model("small-cnn", 3)
+    images = torch.randint(0, 256, (10, 3, 16, 16), dtype=torch.uint8)
+    features = scores.extract_features(model, images, views=4, batch_size=4, seed=1, autocast=torch.bfloat16)
+    assert features.z.dtype == torch.float32 and features.z_views.shape == (4, 10, 128)
+    assert torch.isfinite(features.z_views).all()
+    fp32 = scores.extract_features(model, images, views=4, batch_size=4, seed=1)
+    torch.testing.assert_close(features.z, fp32.z, rtol=0.05, atol=0.05)  # bf16 rounding only
+
+
+def test_cpu_thread_limit_of_augmentations_keeps_results_and_restores_threads() -> None:
+    threads = torch.get_num_threads()
+    small = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
+    with augment.cpu_threads_for(small):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == threads
+    with augment.cpu_threads_for(small, values_per_thread=1):  # large enough: no limit
+        assert torch.get_num_threads() == threads
+    first = augment.simclr_view(small, augment.make_generator(3))
+    torch.set_num_threads(1)
+    try:
+        again = augment.simclr_view(small, augment.make_generator(3))
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(first, again)
