@@ -80,27 +80,41 @@ def random_resized_crop(
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_HOST_CONSTANTS = {
+    "luma": torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1),
+    "rgb_to_yiq": _RGB_TO_YIQ,
+    "yiq_to_rgb": torch.linalg.inv(_RGB_TO_YIQ),
+}
+_DEVICE_CONSTANTS: dict[tuple[str, torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _constant(name: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A constant tensor on `device`, copied there once: a host-to-device copy (or ``torch.tensor`` from a
+    list, or ``linalg.inv`` with its error check) inside every step would synchronise a GPU with the host."""
+    key = (name, device, dtype)
+    if key not in _DEVICE_CONSTANTS:
+        _DEVICE_CONSTANTS[key] = _HOST_CONSTANTS[name].to(device, dtype)
+    return _DEVICE_CONSTANTS[key]
+
+
 def grayscale(x: torch.Tensor) -> torch.Tensor:
     """ITU-R 601 luma, (B, 3, H, W) -> (B, 1, H, W); one-channel input is returned as is."""
     if x.shape[1] == 1:
         return x
-    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * weights).sum(dim=1, keepdim=True)
-
-
-_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+    return (x * _constant("luma", x.device, x.dtype)).sum(dim=1, keepdim=True)
 
 
 def rotate_hue(x: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
     """Rotate the hue of RGB images (B, 3, H, W) by `turns` (B,) of a full circle, in YIQ space."""
-    to_yiq = _RGB_TO_YIQ.to(x.device, x.dtype)
+    to_yiq = _constant("rgb_to_yiq", x.device, x.dtype)
     angle = turns.to(x.dtype) * 2 * math.pi
     cos, sin = torch.cos(angle), torch.sin(angle)
     rotation = torch.zeros(x.shape[0], 3, 3, device=x.device, dtype=x.dtype)
-    rotation[:, 0, 0] = 1
+    rotation[:, 0, 0].fill_(1)  # fill_, not `= 1`: no scalar tensor made on the host
     rotation[:, 1, 1], rotation[:, 1, 2] = cos, -sin
     rotation[:, 2, 1], rotation[:, 2, 2] = sin, cos
-    matrix = torch.linalg.inv(to_yiq) @ rotation @ to_yiq  # (B, 3, 3)
+    matrix = _constant("yiq_to_rgb", x.device, x.dtype) @ rotation @ to_yiq  # (B, 3, 3)
     return torch.einsum("bij,bjhw->bihw", matrix, x)
 
 

@@ -6,7 +6,7 @@ images, with the same batch of B ID images (2B views) per step and plain SGD:
 * **ours** is the inner loop of :func:`ood_explain.train.train`: uint8 images on the device, a batch
   indexed there, both views made in batch by :mod:`ood_explain.augment` (per-sample parameters),
   channels_last, bf16 autocast where :func:`ood_explain.train.autocast_dtype` picks it (CUDA always; CPU
-  for ResNets), optional ``torch.compile``, and no host-device synchronisation inside the step.
+  for ResNets on CPUs with AMX), optional ``torch.compile``, and no host-device synchronisation inside the step.
 * **reference** is written like the official code: a Dataset of PIL images returning two views made
   by per-image torchvision (v1) transforms (RandomResizedCrop, RandomHorizontalFlip, ColorJitter p=0.8,
   RandomGrayscale p=0.2, ToTensor, Normalize), a DataLoader with worker processes, fp32, NCHW, the loss
@@ -303,14 +303,28 @@ class OurPipeline:
         self.optimizer.step()
         self.sums += torch.stack([loss.detach().float(), id_norm, oe_norm])
 
-    def run(self, warmup: int, steps: int) -> float:
+    def step_model_only(self) -> None:
+        """The same step on one fixed batch of views (made once): the model's share of :meth:`step`."""
+        if not hasattr(self, "fixed_views"):
+            self.fixed_views = make_views(self.images[: self.batch_size], None, "simclr", AugmentConfig(),
+                                          self.generator)[0].contiguous(memory_format=self.memory_format)
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            loss, id_norm, oe_norm = step_loss(self.forward_model, self.fixed_views, 2 * self.batch_size,
+                                               "simclr", 1.0, 0.5)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.sums += torch.stack([loss.detach().float(), id_norm, oe_norm])
+
+    def run(self, warmup: int, steps: int, model_only: bool = False) -> float:
         """Seconds for `steps` timed steps after `warmup` untimed ones."""
+        step = self.step_model_only if model_only else self.step
         for _ in range(warmup):
-            self.step()
+            step()
         _sync(self.device)
         started = time.perf_counter()
         for _ in range(steps):
-            self.step()
+            step()
         self.sums.tolist()  # the one host sync, as train.py does at a log step
         return time.perf_counter() - started
 
@@ -340,7 +354,28 @@ class ReferencePipeline:
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
         self.precision = "fp32"
 
-    def run(self, warmup: int, steps: int) -> float:
+    def train_step(self, view1: torch.Tensor, view2: torch.Tensor) -> None:
+        x = torch.cat([view1, view2]).to(self.device, non_blocking=True)
+        _, z = self.model(x)
+        loss = losses.nt_xent(z, 0.5)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        loss.item()  # logged every step, as in the official loop
+
+    def run(self, warmup: int, steps: int, model_only: bool = False) -> float:
+        """Seconds for `steps` timed steps after `warmup` untimed ones. `model_only`: no DataLoader, the
+        step on one fixed collated batch (the model's share of a reference step)."""
+        if model_only:
+            views = [self.dataset[i] for i in range(self.batch_size)]
+            view1, view2 = (torch.stack([v[k] for v in views]) for k in (0, 1))
+            for _ in range(warmup):
+                self.train_step(view1, view2)
+            _sync(self.device)
+            started = time.perf_counter()
+            for _ in range(steps):
+                self.train_step(view1, view2)
+            return time.perf_counter() - started
         sampler = torch.utils.data.RandomSampler(self.dataset, replacement=True,
                                                  num_samples=(warmup + steps) * self.batch_size)
         loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler,
@@ -352,38 +387,38 @@ class ReferencePipeline:
             if index == warmup:
                 _sync(self.device)
                 started = time.perf_counter()
-            view1, view2 = next(batches)
-            x = torch.cat([view1, view2]).to(self.device, non_blocking=True)
-            _, z = self.model(x)
-            loss = losses.nt_xent(z, 0.5)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-            loss.item()  # logged every step, as in the official loop
+            self.train_step(*next(batches))
         elapsed = time.perf_counter() - started
         del batches
         return elapsed
 
 
 def measure(arch: str, images: np.ndarray, device: torch.device, batch_size: int, steps: int, workers: int,
-            rounds: int = 2, warmup: int = 2, compile: bool = False) -> tuple[Measurement, Measurement]:
-    """Throughput (ID images/s) and peak memory of our pipeline and the reference, alternating `rounds` times."""
+            rounds: int = 2, warmup: int = 2, compile: bool = False,
+            breakdown: bool = False) -> tuple[Measurement, ...]:
+    """Throughput (ID images/s) and peak memory of our pipeline and the reference, alternating `rounds` times.
+    With `breakdown`, also both training steps on one fixed batch of views (no data pipeline at all)."""
     ours = OurPipeline(arch, images, device, batch_size, compile=compile)
     reference = ReferencePipeline(arch, images, device, batch_size, workers)
-    results = (
+    results = [
         Measurement("ours", arch, ours.precision, "channels_last", batch_size),
         Measurement("reference", arch, reference.precision, "NCHW", batch_size),
-    )
+    ]
+    ours_warmup = warmup + (3 if compile else 0)
     reference_warmup = max(warmup, 2 * workers + 1)  # drain the workers' prefetched batches
+    plan = [(ours, results[0], ours_warmup, False), (reference, results[1], reference_warmup, False)]
+    if breakdown:
+        results += [Measurement("ours, model step only", arch, ours.precision, "channels_last", batch_size),
+                    Measurement("reference, model step only", arch, reference.precision, "NCHW", batch_size)]
+        plan += [(ours, results[2], warmup, True), (reference, results[3], warmup, True)]
     for _ in range(rounds):
-        for pipeline, result, extra in ((ours, results[0], warmup + (3 if compile else 0)),
-                                        (reference, results[1], reference_warmup)):
+        for pipeline, result, extra, model_only in plan:
             with PeakMemory(device) as memory:
-                seconds = pipeline.run(extra, steps)
+                seconds = pipeline.run(extra, steps, model_only=model_only)
             result.images_per_s.append(steps * batch_size / seconds)
             result.peak_mb.append(memory.mb)
             result.memory = memory.how
-    return results
+    return tuple(results)
 
 
 # ------------------------------------------------------------------------------------------- main
@@ -419,7 +454,7 @@ def format_table(rows: list[list[str]], header: list[str]) -> str:
 def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resnet18-cifar"), batch_size: int = 64,
               steps: int = 10, workers: int = 2, data_root: str | None = None, rounds: int = 2, warmup: int = 2,
               images: int = 2048, compile: bool = False, augment_only: bool = False, threads: int | None = None,
-              print_fn=print) -> dict:
+              breakdown: bool = False, print_fn=print) -> dict:
     """Run the benchmark, print its tables with `print_fn`, and return every figure as a dict."""
     from .experiments import pick_device
 
@@ -427,7 +462,8 @@ def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resn
     if threads:
         torch.set_num_threads(threads)
     report: dict = {"device": str(device), "hardware": hardware(device), "torch": torch.__version__,
-                    "batch_size": batch_size, "steps": steps, "rounds": rounds, "workers": workers,
+                    "threads": torch.get_num_threads(), "batch_size": batch_size, "steps": steps, "rounds": rounds,
+                    "workers": workers, "compile": compile,
                     "load_before": load_average(), "archs": {}}
     by_size: dict[int, tuple[np.ndarray, str]] = {}
 
@@ -461,11 +497,15 @@ def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resn
     rows = []
     for arch in archs:
         pixels, note = images_for(arch)
-        ours, reference = measure(arch, pixels, device, batch_size, steps, workers, rounds, warmup, compile)
+        measured = measure(arch, pixels, device, batch_size, steps, workers, rounds, warmup, compile, breakdown)
+        ours, reference = measured[:2]
         ratio = ours.best / reference.best
         report["archs"][arch] = {"ours": asdict(ours), "reference": asdict(reference), "ratio": ratio,
                                  "data": note}
-        for m in (ours, reference):
+        if breakdown:
+            report["archs"][arch]["ours_model_only"] = asdict(measured[2])
+            report["archs"][arch]["reference_model_only"] = asdict(measured[3])
+        for m in measured:
             rows.append([arch, m.pipeline, m.precision, m.layout,
                          f"{m.best:,.0f}", f"{2 * m.best:,.0f}",
                          " / ".join(f"{v:,.0f}" for v in m.images_per_s), f"{max(m.peak_mb):,.0f}"])
@@ -489,7 +529,7 @@ def main(args) -> dict:
                        workers=args.workers, data_root=args.data_root, rounds=getattr(args, "rounds", 2),
                        warmup=getattr(args, "warmup", 2), images=getattr(args, "images", 2048),
                        compile=getattr(args, "compile", False), augment_only=getattr(args, "augment_only", False),
-                       threads=getattr(args, "threads", None))
+                       threads=getattr(args, "threads", None), breakdown=getattr(args, "breakdown", False))
     if getattr(args, "json", None):
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--images", type=int, default=2048, help="images decoded into memory")
     bench.add_argument("--compile", action="store_true", help="torch.compile our pipeline's model")
     bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    bench.add_argument("--breakdown", action="store_true",
+                       help="also time both training steps on a fixed batch (model only, no data pipeline)")
     bench.add_argument("--augment-only", action="store_true", help="only ours vs kornia vs torchvision augmentation")
     bench.add_argument("--json", default=None, metavar="OUT", help="also write every figure to this JSON file")
     bench.add_argument("--data-root", default=None)

@@ -35,7 +35,7 @@ def nt_xent(z: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
         logits = z_hat @ z_hat.T / temperature
         self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
         logits = logits.masked_fill(self_mask, float("-inf"))
-        positive = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+        positive = (torch.arange(2 * n, device=z.device) + n) % (2 * n)  # made on the device: no host copy
         return F.cross_entropy(logits, positive)
 
 

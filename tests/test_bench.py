@@ -8,10 +8,13 @@ import importlib.util
 import json
 
 import numpy as np
+import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from ood_explain import augment, bench, cli, models, scores
-from ood_explain.train import TrainConfig, autocast_dtype, train
+from ood_explain import train as train_module
+from ood_explain.train import TrainConfig, autocast_dtype, make_views, step_loss, train
 
 CPU = torch.device("cpu")
 
@@ -83,7 +86,7 @@ def test_bench_command_prints_tables_and_writes_json(tmp_path, capsys) -> None:
     args = cli.build_parser().parse_args([
         "bench", "--device", "cpu", "--arch", "small-cnn", "--batch-size", "8", "--steps", "1", "--rounds", "1",
         "--warmup", "1", "--workers", "0", "--images", "32", "--data-root", str(tmp_path / "none"),
-        "--json", str(out)])
+        "--breakdown", "--json", str(out)])
     args.func(args)
     printed = capsys.readouterr().out
     assert "ratio ours / reference" in printed and "simclr_view" in printed and "random uint8" in printed
@@ -91,13 +94,17 @@ def test_bench_command_prints_tables_and_writes_json(tmp_path, capsys) -> None:
     figures = report["archs"]["small-cnn"]
     assert figures["ratio"] == figures["ours"]["images_per_s"][0] / figures["reference"]["images_per_s"][0]
     assert report["device"] == "cpu" and report["batch_size"] == 8
+    assert figures["ours_model_only"]["images_per_s"][0] > 0 and "model step only" in printed
 
 
-def test_autocast_dtype_choices() -> None:
+def test_autocast_dtype_choices(monkeypatch) -> None:
     cuda = torch.device("cuda")  # a device object only: no GPU needed
     assert autocast_dtype("auto", cuda, arch_is_resnet=False) is torch.bfloat16
     assert autocast_dtype("auto", cuda, arch_is_resnet=True) is torch.bfloat16
+    monkeypatch.setattr(train_module, "cpu_has_amx", lambda: True)
     assert autocast_dtype("auto", CPU, arch_is_resnet=True) is torch.bfloat16
+    monkeypatch.setattr(train_module, "cpu_has_amx", lambda: False)  # bf16 is slower on CPUs without AMX
+    assert autocast_dtype("auto", CPU, arch_is_resnet=True) is None
     assert autocast_dtype("auto", CPU, arch_is_resnet=False) is None
     assert autocast_dtype("fp32", cuda, arch_is_resnet=True) is None
     assert autocast_dtype("bf16", CPU, arch_is_resnet=False) is torch.bfloat16
@@ -143,3 +150,51 @@ def test_cpu_thread_limit_of_augmentations_keeps_results_and_restores_threads() 
     finally:
         torch.set_num_threads(threads)
     torch.testing.assert_close(first, again)
+
+
+# Ops that make a GPU wait for the host (or the host for the GPU) when they run on CUDA tensors.
+SYNCING_OPS = ("aten.lift_fresh", "aten.linalg_inv_ex", "aten._linalg_check_errors", "aten._local_scalar_dense",
+               "aten.nonzero", "aten.masked_select", "aten.item")
+
+
+class RecordOps(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.syncing: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func)
+        boolean_index = name.startswith("aten.index.Tensor") and any(
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] if len(args) > 1 else []) or [])
+        if name.startswith(SYNCING_OPS) or boolean_index:
+            self.syncing.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("method", ["oecl", "self-oecl", "simclr", "hsc", "bce"])
+def test_training_step_has_no_op_that_synchronises_a_gpu(method) -> None:
+    """The step of train.train (views, forward, loss, backward, SGD, running sums) recorded on CPU: no
+    .item(), torch.tensor(list), linalg.inv or boolean indexing, each a host-device sync on CUDA."""
+    torch.manual_seed(0)
+    model = models.build_model("small-cnn", 3, with_classifier=method == "bce")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
+    oe = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
+    generator = augment.make_generator(0)
+    sums = torch.zeros(3)
+
+    def step() -> None:
+        nonlocal sums
+        x, n_id = make_views(images, oe, method, augment.AugmentConfig(), generator)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss, id_norm, oe_norm = step_loss(model, x, n_id, method, 1.0, 0.5)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sums = sums + torch.stack([loss.detach().float(), id_norm, oe_norm])
+
+    step()  # first call: device constants are created once
+    with RecordOps() as recorder:
+        step()
+    assert recorder.syncing == []
