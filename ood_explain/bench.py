@@ -445,6 +445,11 @@ def load_average() -> str:
         return "load average unknown"
 
 
+def _rate(value: float) -> str:
+    """Throughput with 3 significant figures below 1000, thousands separators above."""
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.3g}"
+
+
 def format_table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
@@ -506,9 +511,8 @@ def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resn
             report["archs"][arch]["ours_model_only"] = asdict(measured[2])
             report["archs"][arch]["reference_model_only"] = asdict(measured[3])
         for m in measured:
-            rows.append([arch, m.pipeline, m.precision, m.layout,
-                         f"{m.best:,.0f}", f"{2 * m.best:,.0f}",
-                         " / ".join(f"{v:,.0f}" for v in m.images_per_s), f"{max(m.peak_mb):,.0f}"])
+            rows.append([arch, m.pipeline, m.precision, m.layout, _rate(m.best), _rate(2 * m.best),
+                         " / ".join(_rate(v) for v in m.images_per_s), f"{max(m.peak_mb):,.0f}"])
         rows.append([arch, "ratio ours / reference", "", "", f"{ratio:.2f}x", "", "", ""])
         report["memory"] = ours.memory
         report["reference_memory"] = reference.memory

@@ -25,6 +25,11 @@ How a step stays equal to a single-process step on the same global batch (method
   layers become :class:`GlobalBatchNorm`, which all-reduces the batch mean and variance with a
   gradient-carrying all-reduce: same forward, running statistics and gradients as one BatchNorm over the
   global batch.
+
+Files: only rank 0 writes the run folder (config, checkpoint after every epoch, scores, metrics); the other
+ranks wait at a barrier while rank 0 evaluates. Several nodes (``torchrun --nnodes=N --node_rank=...
+--rdzv_endpoint=HOST:PORT``) work the same way; resuming reads the checkpoint on every rank, so the run
+folder must be on a file system that all nodes share.
 """
 
 from __future__ import annotations
