@@ -290,3 +290,195 @@ def norm_trajectories(run: Run, score: str = "norm") -> pd.DataFrame:
         rows.append({"epoch": epoch, "id_mean": values[is_id].mean(), "ood_mean": values[~is_id].mean(),
                      "auroc": auroc(values[is_id], values[~is_id])})
     return pd.DataFrame(rows)
+
+
+def pick_oe(preferred: str, fallback: str = "photos", root: str | None = None) -> str:
+    """`preferred` (a dataset name) if its files are in the data folder, else `fallback` with a note."""
+    try:
+        data.load_dataset(preferred, "test", root)
+        return preferred
+    except (data.DatasetNotFoundError, FileNotFoundError, RuntimeError):
+        print(f"OE dataset {preferred!r} is not in {data.resolve_data_root(root)}; using {fallback!r} instead")
+        return fallback
+
+
+# ---------------------------------------------------------------------------------- teaching demos
+
+
+def nt_xent_by_hand(z: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """NT-Xent written out step by step (the formula of notebook 01), for comparison with
+    :func:`ood_explain.losses.nt_xent`: normalize, cosine similarities, drop the anchor itself,
+    -log softmax at the positive, mean over the 2N anchors."""
+    n = z.shape[0] // 2
+    z_hat = z / z.norm(dim=1, keepdim=True)
+    logits = z_hat @ z_hat.T / temperature
+    logits = logits - torch.diag(torch.full((2 * n,), float("inf"), dtype=z.dtype))  # k != i
+    positive = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
+    log_prob = logits.log_softmax(dim=1)
+    return -log_prob[torch.arange(2 * n), positive].mean()
+
+
+def direction_descent(z0, target, lr: float = 0.5, steps: int = 30) -> pd.DataFrame:
+    """Gradient descent on a toy loss that sees only the direction of z: L(z) = -cos(z, target).
+    Returns one row per step: step, x, y (first two coordinates), norm, loss, and the cosine between
+    z and its gradient (always 0: the gradient is tangent to the sphere)."""
+    z = torch.tensor(z0, dtype=torch.float64, requires_grad=True)
+    target = torch.tensor(target, dtype=torch.float64)
+    rows = []
+    for step in range(steps + 1):
+        loss = -torch.nn.functional.cosine_similarity(z, target, dim=0)
+        (grad,) = torch.autograd.grad(loss, z)
+        cos = float(torch.dot(grad, z.detach()) / (grad.norm() * z.detach().norm() + 1e-30))
+        point = z.detach()
+        rows.append({"step": step, "x": float(point[0]), "y": float(point[1]), "norm": float(point.norm()),
+                     "loss": float(loss), "cos_z_grad": cos})
+        with torch.no_grad():
+            z -= lr * grad
+    return pd.DataFrame(rows)
+
+
+def nt_xent_descent(n: int = 16, d: int = 32, lrs=(0.5, 2.0, 8.0), steps: int = 40, seed: int = 0) -> pd.DataFrame:
+    """Treat 2n features z (2n, d) as free parameters and run gradient descent on NT-Xent (tau 0.5).
+    Returns step, lr, mean ‖z‖ and loss per step: every norm grows, faster for larger steps."""
+    generator = torch.Generator().manual_seed(seed)
+    start = torch.randn(2 * n, d, generator=generator, dtype=torch.float64)
+    start[n:] = start[:n] + 0.5 * torch.randn(n, d, generator=generator, dtype=torch.float64)
+    start = start / start.norm(dim=1, keepdim=True)  # every feature starts on the unit sphere
+    rows = []
+    for lr in lrs:
+        z = start.clone().requires_grad_(True)
+        for step in range(steps + 1):
+            from .losses import nt_xent
+
+            loss = nt_xent(z, 0.5)
+            (grad,) = torch.autograd.grad(loss, z)
+            rows.append({"step": step, "lr": lr, "mean_norm": float(z.detach().norm(dim=1).mean()), "loss": float(loss)})
+            with torch.no_grad():
+                z -= lr * grad * (2 * n)  # undo the 1/(2n) of the mean, so each row moves like one sample
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------- figures
+
+
+def _go():
+    import plotly.graph_objects as go
+
+    return go
+
+
+def direction_descent_figure(path: pd.DataFrame, target) -> "object":
+    """Two panels: the path of z in the plane (with the target direction), and ‖z‖ per step."""
+    from plotly.subplots import make_subplots
+
+    go = _go()
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("z during gradient descent", "‖z‖ per step"))
+    figure.add_trace(go.Scatter(x=path["x"], y=path["y"], mode="lines+markers", name="z (path)"), 1, 1)
+    scale = float(path["norm"].max()) * 1.1
+    t = np.asarray(target, dtype=float)
+    t = t / np.linalg.norm(t) * scale
+    figure.add_trace(go.Scatter(x=[0, t[0]], y=[0, t[1]], mode="lines", name="target direction",
+                                line=dict(dash="dash", color="gray")), 1, 1)
+    figure.add_trace(go.Scatter(x=path["step"], y=path["norm"], mode="lines+markers", name="‖z‖"), 1, 2)
+    figure.update_xaxes(title_text="z₁", row=1, col=1)
+    figure.update_yaxes(title_text="z₂", row=1, col=1, scaleanchor="x", scaleratio=1)
+    figure.update_xaxes(title_text="gradient step", row=1, col=2)
+    figure.update_yaxes(title_text="‖z‖", row=1, col=2)
+    figure.update_layout(title="A loss that only sees the direction of z still makes ‖z‖ grow",
+                         legend_title="curve", height=420)
+    return figure
+
+
+def nt_xent_descent_figure(table: pd.DataFrame) -> "object":
+    """Mean ‖z‖ per gradient step on NT-Xent, one line per step size."""
+    go = _go()
+    figure = go.Figure()
+    for lr, part in table.groupby("lr"):
+        figure.add_trace(go.Scatter(x=part["step"], y=part["mean_norm"], mode="lines", name=f"step size {lr:g}"))
+    figure.update_layout(title="NT-Xent on free features: the mean ‖z‖ only grows", xaxis_title="gradient step",
+                         yaxis_title="mean ‖z‖ over the batch", legend_title="step size", height=380)
+    return figure
+
+
+def temperature_figure(temperatures=(0.1, 0.2, 0.5, 1.0), negatives: int = 14) -> "object":
+    """NT-Xent of one anchor as a function of its positive's cosine similarity, with `negatives`
+    negatives at cosine 0 (left), and the softmax weight of a hard negative at cosine 0.8 (right)."""
+    from plotly.subplots import make_subplots
+
+    go = _go()
+    s = np.linspace(-1, 1, 101)
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("loss of one anchor", "weight of a hard negative"))
+    for tau in temperatures:
+        loss = -s / tau + np.log(np.exp(s / tau) + negatives * np.exp(0.0))
+        figure.add_trace(go.Scatter(x=s, y=loss, mode="lines", name=f"τ = {tau:g}", legendgroup=str(tau)), 1, 1)
+        hard = np.exp(0.8 / tau) / (np.exp(s / tau) + np.exp(0.8 / tau) + (negatives - 1))
+        figure.add_trace(go.Scatter(x=s, y=hard, mode="lines", name=f"τ = {tau:g}", legendgroup=str(tau),
+                                    showlegend=False), 1, 2)
+    figure.update_xaxes(title_text="cosine similarity to the positive", row=1, col=1)
+    figure.update_xaxes(title_text="cosine similarity to the positive", row=1, col=2)
+    figure.update_yaxes(title_text="ℓ_i", row=1, col=1)
+    figure.update_yaxes(title_text="softmax weight of the hard negative", row=1, col=2)
+    figure.update_layout(title="Temperature: small τ sharpens the softmax and focuses on hard negatives",
+                         legend_title="temperature", height=400)
+    return figure
+
+
+def score_histograms(runs: list[Run], score: str = "norm", title: str = "") -> "object":
+    """One panel per run: histograms of `score` for ID and OOD test images, AUROC in each panel title."""
+    from plotly.subplots import make_subplots
+
+    from .metrics import auroc
+    from .viz import ID_COLOR, OOD_COLOR, SCORE_LABELS
+
+    go = _go()
+    titles = [f"{run.label}, class {run.normal_class}: AUROC {auroc(*run.split(score)):.3f}" for run in runs]
+    figure = make_subplots(rows=1, cols=len(runs), subplot_titles=titles)
+    for col, run in enumerate(runs, start=1):
+        for values, name, color in zip(run.split(score), ("ID test", "OOD test"), (ID_COLOR, OOD_COLOR)):
+            figure.add_trace(go.Histogram(x=values, name=name, marker_color=color, opacity=0.6, nbinsx=40,
+                                          histnorm="probability density", legendgroup=name,
+                                          showlegend=col == 1), 1, col)
+        figure.update_xaxes(title_text=SCORE_LABELS.get(score, score), row=1, col=col)
+    figure.update_yaxes(title_text="density", row=1, col=1)
+    figure.update_layout(barmode="overlay", title=title or f"{SCORE_LABELS.get(score, score)}: ID vs OOD test images",
+                         legend_title="test set", height=400)
+    return figure
+
+
+def trajectory_figure(runs: list[Run], score: str = "norm") -> "object":
+    """Mean `score` (default ‖z‖) of ID and OOD test images per tracked epoch, one colour per run
+    (ID solid, OOD dashed); the AUROC per epoch in a second panel."""
+    from plotly.subplots import make_subplots
+
+    go = _go()
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("mean ‖z‖ of test images", "AUROC of ‖z‖"))
+    palette = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+    for i, run in enumerate(runs):
+        color = palette[i % len(palette)]
+        table = norm_trajectories(run, score)
+        figure.add_trace(go.Scatter(x=table["epoch"], y=table["id_mean"], mode="lines+markers", line=dict(color=color),
+                                    name=f"{run.label}: ID test"), 1, 1)
+        figure.add_trace(go.Scatter(x=table["epoch"], y=table["ood_mean"], mode="lines+markers",
+                                    line=dict(color=color, dash="dash"), name=f"{run.label}: OOD test"), 1, 1)
+        figure.add_trace(go.Scatter(x=table["epoch"], y=table["auroc"], mode="lines+markers", line=dict(color=color),
+                                    name=f"{run.label}: AUROC", showlegend=True), 1, 2)
+    figure.add_hline(y=0.5, line_dash="dot", line_color="gray", row=1, col=2)
+    figure.update_xaxes(title_text="epoch")
+    figure.update_yaxes(title_text="mean ‖z‖", row=1, col=1)
+    figure.update_yaxes(title_text="AUROC (ID = positive)", row=1, col=2, range=[0, 1.02])
+    figure.update_layout(title="‖z‖ of ID and OOD test images during training", legend_title="run: test set",
+                         height=420)
+    return figure
+
+
+def auroc_bars(table: pd.DataFrame, title: str = "AUROC per class", value_name: str = "AUROC (%)") -> "object":
+    """Grouped bars from a table (rows: groups on the x axis, columns: bars), with the chance line."""
+    go = _go()
+    figure = go.Figure()
+    for column in table.columns:
+        figure.add_trace(go.Bar(x=[str(i) for i in table.index], y=table[column], name=str(column)))
+    chance = 50 if "%" in value_name else 0.5
+    figure.add_hline(y=chance, line_dash="dot", line_color="gray", annotation_text="chance")
+    figure.update_layout(barmode="group", title=title, xaxis_title=table.index.name or "",
+                         yaxis_title=value_name, legend_title=table.columns.name or "", height=400)
+    return figure
