@@ -331,7 +331,7 @@ def direction_descent(z0, target, lr: float = 0.5, steps: int = 30) -> pd.DataFr
         cos = float(torch.dot(grad, z.detach()) / (grad.norm() * z.detach().norm() + 1e-30))
         point = z.detach()
         rows.append({"step": step, "x": float(point[0]), "y": float(point[1]), "norm": float(point.norm()),
-                     "loss": float(loss), "cos_z_grad": cos})
+                     "loss": float(loss.detach()), "cos_z_grad": cos})
         with torch.no_grad():
             z -= lr * grad
     return pd.DataFrame(rows)

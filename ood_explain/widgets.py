@@ -76,12 +76,14 @@ def _data_uri(picture: np.ndarray, scale: int = 3) -> str:
 
 
 def _grid_figure(grid: torch.Tensor, column_names: list[str], row_names: list[str], title: str,
-                 legend: dict[str, str], scale: int = 3, pad: int = 2,
+                 legend: dict[str, str], scale: int | None = None, pad: int = 2,
                  widget: bool = False) -> go.Figure:
     """An image montage as a plotly figure with labelled axes; `legend` maps legend entries to colours
-    (drawn as markers outside the picture, since image traces carry no legend)."""
+    (drawn as markers outside the picture, since image traces carry no legend). `scale` enlarges the
+    pixels (default: as large as fits about 880 px of width, at most 4x)."""
     picture = montage(grid, pad)
     _, _, _, h, w = grid.shape
+    scale = scale or max(1, min(4, 880 // picture.shape[1]))
     cell_w, cell_h = (w + pad) * scale, (h + pad) * scale
     figure = (go.FigureWidget if widget else go.Figure)()
     figure.add_trace(go.Image(source=_data_uri(picture, scale), hoverinfo="skip", name="images"))
@@ -90,7 +92,8 @@ def _grid_figure(grid: torch.Tensor, column_names: list[str], row_names: list[st
                                     marker=dict(size=12, color=color, symbol="square")))
     figure.update_layout(
         title=title, legend_title="columns", showlegend=True, margin=dict(l=70, r=10, t=50, b=50),
-        width=max(420, picture.shape[1] * scale + 260), height=max(260, picture.shape[0] * scale + 110),
+        legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0),
+        width=max(420, picture.shape[1] * scale + 100), height=max(300, picture.shape[0] * scale + 190),
         xaxis=dict(title="view", tickvals=[pad * scale + (i + 0.5) * cell_w - pad * scale / 2 for i in range(len(column_names))],
                    ticktext=column_names, showgrid=False, zeroline=False),
         yaxis=dict(title="image", tickvals=[pad * scale + (i + 0.5) * cell_h - pad * scale / 2 for i in range(len(row_names))],
@@ -220,21 +223,23 @@ class NormDashboard:
             self.histogram.add_trace(go.Histogram(x=[], name=name, marker_color=color, opacity=0.6,
                                                   histnorm="probability density"))
         self.histogram.update_layout(barmode="overlay", yaxis_title="density", legend_title="test set",
-                                     height=380, margin=dict(t=50, b=50))
+                                     height=380, width=470, margin=dict(t=50, b=50, r=10))
         self.curve = go.FigureWidget()
         self.curve.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="AUROC per tracked epoch"))
         self.curve.add_trace(go.Scatter(x=[], y=[], mode="markers", name="selected epoch",
                                         marker=dict(size=14, color=OOD_COLOR, symbol="circle-open", line_width=3)))
         self.curve.add_hline(y=0.5, line_dash="dot", line_color="gray", annotation_text="chance")
         self.curve.update_layout(xaxis_title="epoch", yaxis_title="AUROC (ID = positive)", legend_title="",
-                                 yaxis_range=[0, 1.02], height=380, margin=dict(t=50, b=50))
+                                 yaxis_range=[0, 1.02], height=380, width=430, margin=dict(t=50, b=50, r=10),
+                                 legend=dict(orientation="h", y=-0.25))
         self._busy = False
         self.class_control.observe(self._class_changed, names="value")
         self.method_control.observe(self._run_changed, names="value")
         self.score_control.observe(self.update, names="value")
         self.epoch_control.observe(self.update, names="value")
         controls = W.HBox([self.class_control, self.method_control, self.score_control])
-        self.widget = W.VBox([controls, self.epoch_control, self.summary, W.HBox([self.histogram, self.curve])])
+        figures = W.HBox([self.histogram, self.curve], layout=W.Layout(flex_flow="row wrap"))
+        self.widget = W.VBox([controls, self.epoch_control, self.summary, figures])
         self.update()
 
     # the data behind the controls
@@ -356,10 +361,12 @@ class UmapExplorer:
         self.norms = z.norm(dim=1).numpy()
         self.n_neighbors, self.seed = n_neighbors, seed
         self.embeddings: dict[str, np.ndarray] = {}
-        self.space = W.ToggleButtons(options=[(v, k) for k, v in SPACES.items()], value="z", description="features")
-        self.color = W.ToggleButtons(options=["ID / OOD", "‖z‖"], value="ID / OOD", description="colour by")
+        self.space = W.ToggleButtons(options=[(v, k) for k, v in SPACES.items()], value="z", description="features",
+                                     style={"button_width": "210px"})
+        self.color = W.ToggleButtons(options=["ID / OOD", "‖z‖"], value="ID / OOD", description="colour by",
+                                     style={"button_width": "210px"})
         self.preview = W.Image(format="png", width=112, height=112)
-        self.caption = W.HTML("hover over a point to see its image")
+        self.caption = W.HTML()
         self.figure = go.FigureWidget()
         for name, symbol in (("ID test", "circle"), ("OOD test", "x")):
             self.figure.add_trace(go.Scatter(
@@ -372,8 +379,11 @@ class UmapExplorer:
         self.space.observe(self.update, names="value")
         self.color.observe(self.update, names="value")
         self.widget = W.VBox([self.space, self.color,
-                              W.HBox([self.figure, W.VBox([self.preview, self.caption])])])
+                              W.HBox([self.figure, W.VBox([self.preview, self.caption])],
+                                     layout=W.Layout(flex_flow="row wrap"))])
         self.update()
+        self.show(0)
+        self.caption.value = "hover over a point to see its image<br>" + self.caption.value
 
     @classmethod
     def from_run(cls, run, per_side: int = 300, **kwargs) -> UmapExplorer:
