@@ -7,4 +7,5 @@ bash "$repo/scripts/setup.sh"
 cd "$repo"
 export OOD_EXPLAIN_DATA="${OOD_EXPLAIN_DATA:-$(cd "$repo/.." && pwd)/shared/data}"
 export OOD_EXPLAIN_FAST="${OOD_EXPLAIN_FAST:-1}"
-exec "$repo/.venv/bin/python" -m pytest tests "$@"
+exec "$repo/.venv/bin/python" -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg \
+    --durations=15 "$@"
