@@ -38,17 +38,17 @@ TABLES = {
     "cifar10-one-vs-rest": Table(
         "cifar10", "one-vs-rest", ("simclr", "self-oecl", "oecl", "hsc", "bce"), "cifar100",
         {"self-oecl": 94.7, "oecl": 97.8, "hsc": 95.9},
-        "paper OE: Tiny80m (withdrawn); CSI 94.3 for reference. Paper numbers: official README."),
+        "Paper OE: Tiny80m (withdrawn); CSI 94.3 for reference. Paper numbers: official README"),
     "cifar10-leave-one-out": Table(
         "cifar10", "leave-one-out", ("simclr", "oecl", "hsc", "bce"), "cifar100",
         {"simclr": 83.9, "oecl": 94.6, "hsc": 84.8, "bce": 86.6},
-        "paper OE: Tiny80m (withdrawn). Paper numbers: official README."),
+        "Paper OE: Tiny80m (withdrawn). Paper numbers: official README"),
     "fashion-mnist-one-vs-rest": Table(
         "fashion-mnist", "one-vs-rest", ("simclr", "self-oecl", "oecl", "hsc", "bce"), "mnist", {},
-        "the paper reports no Fashion-MNIST numbers; OE = MNIST digits"),
+        "The paper reports no Fashion-MNIST numbers; OE = MNIST digits"),
     "fashion-mnist-leave-one-out": Table(
         "fashion-mnist", "leave-one-out", ("simclr", "oecl", "hsc", "bce"), "mnist", {},
-        "the paper reports no Fashion-MNIST numbers; OE = MNIST digits"),
+        "The paper reports no Fashion-MNIST numbers; OE = MNIST digits"),
 }
 
 
