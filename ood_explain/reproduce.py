@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .bench import hardware as describe_device
 from .experiments import RunConfig, class_count, collect_results, run_experiment, write_results
 
 
@@ -53,10 +53,10 @@ TABLES = {
 
 
 def hardware() -> str:
-    """A one-line description of the machine the runs used."""
+    """A one-line description of the machine the runs used (the GPUs, else the CPU)."""
     if torch.cuda.is_available():
-        return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        return f"{torch.cuda.device_count()}x {describe_device(torch.device('cuda', 0))}"
+    return describe_device(torch.device("cpu"))
 
 
 def _command(config: RunConfig) -> list[str]:

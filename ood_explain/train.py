@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from . import augment, distributed, losses
 from .augment import AugmentConfig
-from .distributed import gather_views, world  # noqa: F401  (re-exported: experiments imports world from here)
+from .distributed import gather_views, world
 from .models import ContrastiveModel
 
 METHODS = ("simclr", "oecl", "self-oecl", "hsc", "bce")
