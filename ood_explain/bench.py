@@ -12,6 +12,11 @@ images, with the same batch of B ID images (2B views) per step and plain SGD:
   RandomGrayscale p=0.2, ToTensor, Normalize), a DataLoader with worker processes, fp32, NCHW, the loss
   read with ``.item()`` every step (as the official training loop logs it).
 
+With ``compile``, our pipeline is measured twice, eager and under ``torch.compile``, against the same
+reference. With ``breakdown``, each pipeline's training step is also timed on one fixed batch of views (no
+data pipeline), and :func:`speedup_factors` splits the ratio into a model-step factor and an input-pipeline
+factor.
+
 Images per second count ID images (each gives two views). Timing: warm-up steps first (untimed; for the
 reference they also let the DataLoader workers start and fill their queue), then ``steps`` timed steps;
 ``rounds`` alternate the two pipelines and the best round of each is reported (the machine may be
@@ -276,7 +281,7 @@ class OurPipeline:
         self.device, self.batch_size = device, batch_size
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)  # uint8 on device
         self.model = _model(arch, normalize_inside=True)
-        self.dtype = autocast_dtype(precision, device, arch.startswith("resnet"))
+        self.dtype = autocast_dtype(precision, device, self.model.is_resnet)
         self.memory_format = torch.channels_last
         self.model.to(device=device, memory_format=self.memory_format).train()
         self.forward_model = torch.compile(self.model) if compile else self.model
@@ -395,30 +400,52 @@ class ReferencePipeline:
 
 def measure(arch: str, images: np.ndarray, device: torch.device, batch_size: int, steps: int, workers: int,
             rounds: int = 2, warmup: int = 2, compile: bool = False,
-            breakdown: bool = False) -> tuple[Measurement, ...]:
-    """Throughput (ID images/s) and peak memory of our pipeline and the reference, alternating `rounds` times.
-    With `breakdown`, also both training steps on one fixed batch of views (no data pipeline at all)."""
-    ours = OurPipeline(arch, images, device, batch_size, compile=compile)
-    reference = ReferencePipeline(arch, images, device, batch_size, workers)
-    results = [
-        Measurement("ours", arch, ours.precision, "channels_last", batch_size),
-        Measurement("reference", arch, reference.precision, "NCHW", batch_size),
-    ]
-    ours_warmup = warmup + (3 if compile else 0)
-    reference_warmup = max(warmup, 2 * workers + 1)  # drain the workers' prefetched batches
-    plan = [(ours, results[0], ours_warmup, False), (reference, results[1], reference_warmup, False)]
+            breakdown: bool = False) -> dict[str, Measurement]:
+    """Throughput (ID images/s) and peak memory of our pipeline, with `compile` also our pipeline under
+    ``torch.compile``, and the reference, alternating `rounds` times. With `breakdown`, also each training
+    step on one fixed batch of views (no data pipeline at all). Keys: ``ours``, ``ours_compiled``,
+    ``reference``, and ``<key>_model_only``."""
+    pipelines: dict[str, OurPipeline | ReferencePipeline] = {"ours": OurPipeline(arch, images, device, batch_size)}
+    if compile:
+        pipelines["ours_compiled"] = OurPipeline(arch, images, device, batch_size, compile=True)
+    pipelines["reference"] = ReferencePipeline(arch, images, device, batch_size, workers)
+    labels = {"ours": "ours", "ours_compiled": "ours", "reference": "reference"}
+    layouts = {"ours": "channels_last", "ours_compiled": "channels_last", "reference": "NCHW"}
+    warmups = {"ours": warmup, "ours_compiled": warmup + 3,  # the first compiled calls compile
+               "reference": max(warmup, 2 * workers + 1)}  # drain the workers' prefetched batches
+    plan = [(key, key, warmups[key], False) for key in pipelines]
     if breakdown:
-        results += [Measurement("ours, model step only", arch, ours.precision, "channels_last", batch_size),
-                    Measurement("reference, model step only", arch, reference.precision, "NCHW", batch_size)]
-        plan += [(ours, results[2], warmup, True), (reference, results[3], warmup, True)]
+        plan += [(f"{key}_model_only", key, warmup, True) for key in pipelines]
+    results = {
+        name: Measurement(labels[key] + (", model step only" if model_only else ""), arch,
+                          pipelines[key].precision, layouts[key], batch_size)
+        for name, key, _, model_only in plan
+    }
     for _ in range(rounds):
-        for pipeline, result, extra, model_only in plan:
+        for name, key, warm, model_only in plan:
             with PeakMemory(device) as memory:
-                seconds = pipeline.run(extra, steps, model_only=model_only)
-            result.images_per_s.append(steps * batch_size / seconds)
-            result.peak_mb.append(memory.mb)
-            result.memory = memory.how
-    return tuple(results)
+                seconds = pipelines[key].run(warm, steps, model_only=model_only)
+            results[name].images_per_s.append(steps * batch_size / seconds)
+            results[name].peak_mb.append(memory.mb)
+            results[name].memory = memory.how
+    return results
+
+
+def speedup_factors(results: dict[str, Measurement], ours: str = "ours") -> dict[str, float]:
+    """Split the ratio ours / reference (best rounds) into two factors that multiply to it exactly:
+
+    * ``model_step``: our training step over the reference's on one fixed batch of views (layout,
+      precision, compilation; no data pipeline);
+    * ``input_pipeline``: what is left, i.e. how much less of its step our pipeline loses to making views
+      than the reference loses to its DataLoader: (ours / ours model-only) / (reference / reference model-only).
+
+    ``zero_cost_input_ceiling`` = reference model-only / reference: the ratio that a free input pipeline
+    alone, around the reference's model step, would reach. Needs ``measure(..., breakdown=True)``.
+    """
+    o, r = results[ours].best, results["reference"].best
+    o_model, r_model = results[f"{ours}_model_only"].best, results["reference_model_only"].best
+    return {"ratio": o / r, "model_step": o_model / r_model, "input_pipeline": (o / o_model) / (r / r_model),
+            "zero_cost_input_ceiling": r_model / r}
 
 
 # ------------------------------------------------------------------------------------------- main
@@ -499,22 +526,31 @@ def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resn
     if augment_only:
         return report
 
-    rows = []
+    rows, factor_rows = [], []
     for arch in archs:
         pixels, note = images_for(arch)
         measured = measure(arch, pixels, device, batch_size, steps, workers, rounds, warmup, compile, breakdown)
-        ours, reference = measured[:2]
-        ratio = ours.best / reference.best
-        report["archs"][arch] = {"ours": asdict(ours), "reference": asdict(reference), "ratio": ratio,
-                                 "data": note}
-        if breakdown:
-            report["archs"][arch]["ours_model_only"] = asdict(measured[2])
-            report["archs"][arch]["reference_model_only"] = asdict(measured[3])
-        for m in measured:
+        reference = measured["reference"]
+        figures: dict = {name: asdict(m) for name, m in measured.items()}
+        figures["data"] = note
+        for m in measured.values():
             rows.append([arch, m.pipeline, m.precision, m.layout, _rate(m.best), _rate(2 * m.best),
                          " / ".join(_rate(v) for v in m.images_per_s), f"{max(m.peak_mb):,.0f}"])
-        rows.append([arch, "ratio ours / reference", "", "", f"{ratio:.2f}x", "", "", ""])
-        report["memory"] = ours.memory
+        for ours in ("ours", "ours_compiled"):
+            if ours not in measured:
+                continue
+            suffix = "" if ours == "ours" else "_compiled"
+            figures["ratio" + suffix] = measured[ours].best / reference.best
+            rows.append([arch, f"ratio {ours.replace('_', ' ')} / reference", measured[ours].precision, "",
+                         f"{figures['ratio' + suffix]:.2f}x", "", "", ""])
+            if breakdown:
+                factors = speedup_factors(measured, ours)
+                figures["factors" + suffix] = factors
+                factor_rows.append([arch, measured[ours].precision, f"{factors['ratio']:.2f}x",
+                                    f"{factors['model_step']:.2f}x", f"{factors['input_pipeline']:.2f}x",
+                                    f"{factors['zero_cost_input_ceiling']:.2f}x"])
+        report["archs"][arch] = figures
+        report["memory"] = measured["ours"].memory
         report["reference_memory"] = reference.memory
     report["load_after"] = load_average()
     print_fn(f"\nTraining, SimCLR, batch {batch_size} ID images ({2 * batch_size} views) per step, {steps} timed "
@@ -523,6 +559,11 @@ def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resn
                                  "per round", "peak MB"]))
     print_fn(f"peak memory: {report['memory']}; images/s count ID images (2 views each). "
              f"{report['load_after']} after the run.")
+    if factor_rows:
+        print_fn("\nWhere the ratio comes from (best rounds; ratio = model step x input pipeline). The last column is "
+                 "the ratio a free input pipeline alone would reach around the reference's model step:")
+        print_fn(format_table(factor_rows, ["arch", "ours", "ratio", "model step", "input pipeline",
+                                            "zero-cost-input ceiling"]))
     return report
 
 

@@ -183,8 +183,14 @@ def _to_array(image: Image.Image, mode: str, size: int | None) -> np.ndarray:
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
+# Part of every ImageFolder cache key: bump it whenever decoding (_to_array) changes its output, so that
+# caches written by an older version are not read back.
+CACHE_FORMAT = 1
+
+
 def _cache_key(files: list[Path], extra: str) -> str:
-    digest = hashlib.sha1(extra.encode())
+    """A key over the decoding format, `extra` and every file's path, size and modification time."""
+    digest = hashlib.sha1(f"format {CACHE_FORMAT}|{extra}".encode())
     for path in files:
         stat = path.stat()
         digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns};".encode())

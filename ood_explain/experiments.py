@@ -191,7 +191,7 @@ def evaluate(model, split: data.Split, config: RunConfig, history: list[dict], t
     """Score the ID and OOD test images, then write scores.csv, history.csv and metrics.json."""
     out = Path(config.out)
     started = time.perf_counter()
-    dtype = autocast_dtype(config.precision, device, config.arch.startswith("resnet"))
+    dtype = autocast_dtype(config.precision, device, model.is_resnet)
     id_test = limit(split.id_test, config.test_limit, config.seed)
     ood_test = limit(split.ood_test, config.test_limit, config.seed + 1)
     train_sample = limit(split.id_train, config.train_eval_limit, config.seed + 2)

@@ -133,6 +133,11 @@ class ContrastiveModel(nn.Module):
         h = self.encoder((x - self.mean) / self.std)
         return h, self.head(h)
 
+    @property
+    def is_resnet(self) -> bool:
+        """True for the ResNet encoders (where bf16 autocast on CPU can pay off; see train.autocast_dtype)."""
+        return isinstance(self.encoder, (CifarResNet18, torchvision.models.ResNet))
+
     def logit(self, h: torch.Tensor) -> torch.Tensor:
         if self.classifier is None:
             raise RuntimeError("this model was built without a classifier (with_classifier=False)")

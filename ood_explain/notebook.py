@@ -129,13 +129,13 @@ class EpochTracker:
         self.labels = torch.cat([id_test.labels, ood_test.labels]).numpy()
         self.is_id = np.concatenate([np.ones(len(id_test), int), np.zeros(len(ood_test), int)])
         self.train_images = limit(split.id_train, limit_per_side, self.config.seed + 2).images.to(self.device)
-        self.dtype = autocast_dtype(self.config.precision, self.device, self.config.arch.startswith("resnet"))
 
     def score(self, model: ContrastiveModel) -> dict[str, np.ndarray]:
         """Every score of the tracked test images under `model` (leaves the model in eval mode)."""
-        train = scores.extract_features(model, self.train_images, seed=self.config.seed, autocast=self.dtype)
+        dtype = autocast_dtype(self.config.precision, self.device, model.is_resnet)
+        train = scores.extract_features(model, self.train_images, seed=self.config.seed, autocast=dtype)
         test = scores.extract_features(model, self.images, views=self.views, seed=self.config.seed,
-                                       autocast=self.dtype)
+                                       autocast=dtype)
         return scores.all_scores(test, train)
 
     def __call__(self, epoch: int, model: ContrastiveModel, row: dict | None = None) -> None:

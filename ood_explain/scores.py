@@ -55,7 +55,8 @@ def extract_features(
     autocast: torch.dtype | None = None,
 ) -> Features:
     """Run `model` in eval mode on uint8 images (N, C, H, W) (on the model's device): the deterministic
-    view plus `views` random SimCLR views per image, batched. Returns float32 CPU tensors."""
+    view plus `views` random SimCLR views per image, batched. Outputs stay on the device until the end
+    (one device-to-host copy, no sync per batch). Returns float32 CPU tensors."""
     model.eval()
     device = images.device
     generator = augment.make_generator(seed, device)
@@ -65,15 +66,15 @@ def extract_features(
         with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
             h, z = model(augment.to_float(batch))
             if model.classifier is not None:
-                logits.append(model.logit(h).float().cpu())
-            random_views = [model(augment.simclr_view(batch, generator, augment_config))[1].float().cpu()
+                logits.append(model.logit(h).float())
+            random_views = [model(augment.simclr_view(batch, generator, augment_config))[1].float()
                             for _ in range(views)]
-        hs.append(h.float().cpu())
-        zs.append(z.float().cpu())
-        view_batches.append(torch.stack(random_views) if views else torch.empty(0, len(batch), z.shape[1]))
+        hs.append(h.float())
+        zs.append(z.float())
+        view_batches.append(torch.stack(random_views) if views else torch.empty(0, len(batch), z.shape[1], device=device))
     return Features(
-        h=torch.cat(hs), z=torch.cat(zs), z_views=torch.cat(view_batches, dim=1),
-        logit=torch.cat(logits) if logits else None,
+        h=torch.cat(hs).cpu(), z=torch.cat(zs).cpu(), z_views=torch.cat(view_batches, dim=1).cpu(),
+        logit=torch.cat(logits).cpu() if logits else None,
     )
 
 

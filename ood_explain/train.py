@@ -215,8 +215,7 @@ def train(
             f"{world_size} process(es); lower the batch size"
         )
     steps = min(steps, config.max_steps_per_epoch or steps)
-    is_resnet = "ResNet" in type(model.encoder).__name__
-    dtype = autocast_dtype(config.precision, device, is_resnet)
+    dtype = autocast_dtype(config.precision, device, model.is_resnet)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(device=device, memory_format=memory_format)
     if world_size > 1:  # BatchNorm over the global batch: SyncBatchNorm on CUDA, GlobalBatchNorm on CPU

@@ -60,13 +60,29 @@ def test_reference_pipeline_with_a_worker_process_and_two_views() -> None:
 
 
 def test_measure_and_peak_memory_on_cpu() -> None:
-    ours, reference = bench.measure("small-cnn", tiny_images(), CPU, batch_size=8, steps=1, workers=0, rounds=2,
-                                    warmup=1)
+    measured = bench.measure("small-cnn", tiny_images(), CPU, batch_size=8, steps=1, workers=0, rounds=2, warmup=1)
+    assert list(measured) == ["ours", "reference"]
+    ours, reference = measured["ours"], measured["reference"]
     for m in (ours, reference):
         assert len(m.images_per_s) == 2 and m.best > 0
         assert all(mb > 10 for mb in m.peak_mb)  # a Python process with torch holds far more than 10 MB
     assert ours.layout == "channels_last" and reference.layout == "NCHW" and reference.precision == "fp32"
     assert "PSS" in ours.memory or "ru_maxrss" in ours.memory
+
+
+def test_speedup_factors_multiply_to_the_ratio() -> None:
+    def measurement(name: str, *rates: float) -> bench.Measurement:
+        return bench.Measurement(name, "small-cnn", "fp32", "NCHW", 8, images_per_s=list(rates))
+
+    measured = {"ours": measurement("ours", 500, 600), "ours_model_only": measurement("ours", 700),
+                "reference": measurement("reference", 300, 250), "reference_model_only": measurement("reference", 600)}
+    factors = bench.speedup_factors(measured)
+    assert factors["ratio"] == pytest.approx(2.0)  # best rounds: 600 / 300
+    assert factors["model_step"] == pytest.approx(700 / 600)
+    assert factors["model_step"] * factors["input_pipeline"] == pytest.approx(factors["ratio"])
+    assert factors["zero_cost_input_ceiling"] == pytest.approx(2.0)  # 600 / 300
+    with pytest.raises(KeyError):  # the model-only rows come from measure(..., breakdown=True)
+        bench.speedup_factors({"ours": measured["ours"], "reference": measured["reference"]})
 
 
 def test_augmentation_comparison_ours_kornia_torchvision() -> None:
@@ -90,11 +106,23 @@ def test_bench_command_prints_tables_and_writes_json(tmp_path, capsys) -> None:
     args.func(args)
     printed = capsys.readouterr().out
     assert "ratio ours / reference" in printed and "simclr_view" in printed and "random uint8" in printed
+    assert "Where the ratio comes from" in printed and "zero-cost-input ceiling" in printed
     report = json.loads(out.read_text())
     figures = report["archs"]["small-cnn"]
     assert figures["ratio"] == figures["ours"]["images_per_s"][0] / figures["reference"]["images_per_s"][0]
-    assert report["device"] == "cpu" and report["batch_size"] == 8
+    assert figures["factors"]["ratio"] == pytest.approx(figures["ratio"])
+    assert report["device"] == "cpu" and report["batch_size"] == 8 and "ours_compiled" not in figures
     assert figures["ours_model_only"]["images_per_s"][0] > 0 and "model step only" in printed
+
+
+def test_bench_with_compile_measures_eager_and_compiled_against_one_reference(tmp_path, capsys) -> None:
+    report = bench.run_bench(device="cpu", archs=("small-cnn",), batch_size=4, steps=1, workers=0, rounds=1,
+                             warmup=1, images=16, data_root=str(tmp_path), compile=True)
+    figures = report["archs"]["small-cnn"]
+    compiled = figures["ours_compiled"]
+    assert compiled["precision"] == "fp32 + torch.compile" and figures["ours"]["precision"] == "fp32"
+    assert figures["ratio_compiled"] == compiled["images_per_s"][0] / figures["reference"]["images_per_s"][0]
+    assert "ratio ours compiled / reference" in capsys.readouterr().out
 
 
 def test_autocast_dtype_choices(monkeypatch) -> None:

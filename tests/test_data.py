@@ -243,6 +243,22 @@ def test_image_folder_cache_is_reused(tmp_path, monkeypatch):
     assert torch.equal(data.load_image_folder(root).images[0], torch.from_numpy(rgb(seed=99)).permute(2, 0, 1))
 
 
+def test_image_folder_cache_of_an_older_decoding_format_is_not_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("OOD_EXPLAIN_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "versioned"
+    save(root / "a" / "0.png", rgb(seed=1))
+    data.load_image_folder(root)
+    decoded = []
+    original = data._decode
+    monkeypatch.setattr(data, "_decode", lambda path: decoded.append(path) or original(path))
+    data.load_image_folder(root)
+    assert decoded == []  # same format: the cache is used
+    monkeypatch.setattr(data, "CACHE_FORMAT", data.CACHE_FORMAT + 1)
+    data.load_image_folder(root)
+    assert [path.name for path in decoded] == ["0.png"]  # a newer format decodes again
+    assert len(list(data.cache_dir().glob("imagefolder-*.pt"))) == 2
+
+
 def test_cifar10_jpeg_copy_loads_as_image_folder(data_root):
     airplanes = data.load_image_folder(data_root / "cifar10" / "test" / "airplane")
     assert airplanes.images.shape == (1000, 3, 32, 32)

@@ -89,3 +89,8 @@ def test_unknown_arch_and_bad_normalization():
         models.build_model("vit", 3)
     with pytest.raises(ValueError, match="mean/std"):
         models.build_model("small-cnn", 3, mean=(0.5,), std=(0.5,))
+
+
+@pytest.mark.parametrize("arch, expected", [("small-cnn", False), ("resnet18-cifar", True), ("resnet18", True)])
+def test_is_resnet_decides_from_the_encoder(arch, expected):
+    assert models.build_model(arch, 3).is_resnet is expected
