@@ -6,7 +6,8 @@ images, with the same batch of B ID images (2B views) per step and plain SGD:
 * **ours** is the inner loop of :func:`ood_explain.train.train`: uint8 images on the device, a batch
   indexed there, both views made in batch by :mod:`ood_explain.augment` (per-sample parameters),
   channels_last, bf16 autocast where :func:`ood_explain.train.autocast_dtype` picks it (CUDA always; CPU
-  for ResNets on CPUs with AMX), optional ``torch.compile``, and no host-device synchronisation inside the step.
+  for ResNets on CPUs with AMX), and no host-device synchronisation inside the step; measured eager and,
+  unless ``--no-compile``, under ``torch.compile``.
 * **reference** is written like the official code: a Dataset of PIL images returning two views made
   by per-image torchvision (v1) transforms (RandomResizedCrop, RandomHorizontalFlip, ColorJitter p=0.8,
   RandomGrayscale p=0.2, ToTensor, Normalize), a DataLoader with worker processes, fp32, NCHW, the loss
@@ -398,6 +399,10 @@ class ReferencePipeline:
         return elapsed
 
 
+class CompileFailed(RuntimeError):
+    """``torch.compile`` could not build our pipeline's model on this machine."""
+
+
 def measure(arch: str, images: np.ndarray, device: torch.device, batch_size: int, steps: int, workers: int,
             rounds: int = 2, warmup: int = 2, compile: bool = False,
             breakdown: bool = False) -> dict[str, Measurement]:
@@ -424,7 +429,14 @@ def measure(arch: str, images: np.ndarray, device: torch.device, batch_size: int
     for _ in range(rounds):
         for name, key, warm, model_only in plan:
             with PeakMemory(device) as memory:
-                seconds = pipelines[key].run(warm, steps, model_only=model_only)
+                try:
+                    seconds = pipelines[key].run(warm, steps, model_only=model_only)
+                except Exception as error:  # torch.compile fails lazily, in the first call (e.g. no C++ compiler)
+                    if key != "ours_compiled":
+                        raise
+                    raise CompileFailed(f"torch.compile failed on {device} ({type(error).__name__}: "
+                                        f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}); "
+                                        "rerun with --no-compile to measure the eager pipelines only") from error
             results[name].images_per_s.append(steps * batch_size / seconds)
             results[name].peak_mb.append(memory.mb)
             results[name].memory = memory.how
@@ -485,7 +497,7 @@ def format_table(rows: list[list[str]], header: list[str]) -> str:
 
 def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resnet18-cifar"), batch_size: int = 64,
               steps: int = 10, workers: int = 2, data_root: str | None = None, rounds: int = 2, warmup: int = 2,
-              images: int = 2048, compile: bool = False, augment_only: bool = False, threads: int | None = None,
+              images: int = 2048, compile: bool = True, augment_only: bool = False, threads: int | None = None,
               breakdown: bool = False, print_fn=print) -> dict:
     """Run the benchmark, print its tables with `print_fn`, and return every figure as a dict."""
     from .experiments import pick_device
@@ -573,7 +585,7 @@ def main(args) -> dict:
     report = run_bench(device=args.device, archs=archs, batch_size=args.batch_size, steps=args.steps,
                        workers=args.workers, data_root=args.data_root, rounds=getattr(args, "rounds", 2),
                        warmup=getattr(args, "warmup", 2), images=getattr(args, "images", 2048),
-                       compile=getattr(args, "compile", False), augment_only=getattr(args, "augment_only", False),
+                       compile=getattr(args, "compile", True), augment_only=getattr(args, "augment_only", False),
                        threads=getattr(args, "threads", None), breakdown=getattr(args, "breakdown", False))
     if getattr(args, "json", None):
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

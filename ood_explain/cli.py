@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import data, distributed, experiments
+from . import bench, data, distributed, experiments
 from .train import METHODS
 
 
@@ -100,9 +100,7 @@ def command_reproduce(args: argparse.Namespace) -> None:
 
 
 def command_bench(args: argparse.Namespace) -> None:
-    from .bench import main as bench_main
-
-    bench_main(args)
+    bench.main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best is reported")
     bench.add_argument("--workers", type=int, default=2, help="DataLoader workers of the reference pipeline")
     bench.add_argument("--images", type=int, default=2048, help="images decoded into memory")
-    bench.add_argument("--compile", action="store_true", help="torch.compile our pipeline's model")
+    bench.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                       help="also measure our pipeline under torch.compile (default: on; the first steps compile)")
     bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--breakdown", action="store_true",
                        help="also time both training steps on a fixed batch (model only, no data pipeline)")
@@ -165,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, data.CorruptImageError, FloatingPointError) as error:
+    except (ValueError, FileNotFoundError, data.CorruptImageError, FloatingPointError, bench.CompileFailed) as error:
         print(f"ood-explain: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

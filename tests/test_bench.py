@@ -102,7 +102,7 @@ def test_bench_command_prints_tables_and_writes_json(tmp_path, capsys) -> None:
     args = cli.build_parser().parse_args([
         "bench", "--device", "cpu", "--arch", "small-cnn", "--batch-size", "8", "--steps", "1", "--rounds", "1",
         "--warmup", "1", "--workers", "0", "--images", "32", "--data-root", str(tmp_path / "none"),
-        "--breakdown", "--json", str(out)])
+        "--breakdown", "--no-compile", "--json", str(out)])
     args.func(args)
     printed = capsys.readouterr().out
     assert "ratio ours / reference" in printed and "simclr_view" in printed and "random uint8" in printed
@@ -123,6 +123,21 @@ def test_bench_with_compile_measures_eager_and_compiled_against_one_reference(tm
     assert compiled["precision"] == "fp32 + torch.compile" and figures["ours"]["precision"] == "fp32"
     assert figures["ratio_compiled"] == compiled["images_per_s"][0] / figures["reference"]["images_per_s"][0]
     assert "ratio ours compiled / reference" in capsys.readouterr().out
+
+
+def test_a_failing_torch_compile_is_a_clear_error_naming_the_fix(monkeypatch) -> None:
+    def broken_compile(model, **kwargs):
+        def fail(*args, **kwargs):
+            raise RuntimeError("InductorError: no C++ compiler found\nmore detail")
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.raises(bench.CompileFailed, match="no C\\+\\+ compiler.*--no-compile"):
+        bench.measure("small-cnn", tiny_images(), CPU, batch_size=8, steps=1, workers=0, rounds=1, warmup=1,
+                      compile=True)
+    code = cli.main(["bench", "--device", "cpu", "--arch", "small-cnn", "--batch-size", "4", "--steps", "1",
+                     "--rounds", "1", "--warmup", "1", "--workers", "0", "--images", "16"])
+    assert code == 2  # the CLI prints the message instead of a traceback
 
 
 def test_autocast_dtype_choices(monkeypatch) -> None:
