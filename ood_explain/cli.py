@@ -24,7 +24,9 @@ def _add_run_options(parser: argparse.ArgumentParser, single: bool) -> None:
                         help="OE source: a dataset name, imagefolder:DIR, photos, or outlier-classes")
     parser.add_argument("--oe-shots", type=int, default=None, help="few-shot OE: keep K images per OE class")
     parser.add_argument("--preset", default="lite", choices=list(experiments.PRESETS))
-    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override the preset's epochs (the warm-up keeps its share unless --warmup-epochs)")
+    parser.add_argument("--warmup-epochs", type=int, default=None, help="epochs with alpha = 0 at the start")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--arch", default=None, choices=["small-cnn", "resnet18-cifar", "resnet18"])
     parser.add_argument("--views", type=int, default=None, help="random test-time views per image")
@@ -44,7 +46,7 @@ def _config_from(args: argparse.Namespace, single: bool) -> experiments.RunConfi
     return experiments.RunConfig(
         dataset=args.dataset, protocol=args.protocol, normal_class=args.normal_class if single else 0,
         method=args.method if single else "simclr", oe=args.oe, oe_shots=args.oe_shots, preset=args.preset,
-        epochs=args.epochs, batch_size=args.batch_size, arch=args.arch, views=args.views, alpha=args.alpha,
+        epochs=args.epochs, warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, arch=args.arch, views=args.views, alpha=args.alpha,
         lr=args.lr, seed=args.seed, data_root=args.data_root, download=args.download,
         image_size=args.image_size, device=args.device, precision=args.precision, compile=args.compile,
         out=args.out,
@@ -96,7 +98,8 @@ def command_reproduce(args: argparse.Namespace) -> None:
     reproduce(args.name, preset=args.preset, out=args.out, data_root=args.data_root, oe=args.oe,
               classes=[int(k) for k in args.classes.split(",")] if args.classes else None,
               methods=args.methods.split(",") if args.methods else None, device=args.device,
-              jobs_per_gpu=args.jobs_per_gpu)
+              jobs_per_gpu=args.jobs_per_gpu, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
+              compile=args.compile)
 
 
 def command_bench(args: argparse.Namespace) -> None:
@@ -137,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--data-root", default=None)
     reproduce.add_argument("--device", default="auto")
     reproduce.add_argument("--jobs-per-gpu", type=int, default=1, help="concurrent one-class runs per GPU")
+    reproduce.add_argument("--epochs", type=int, default=None,
+                           help="override the preset's epochs, e.g. for a time-limited GPU (recorded in the table)")
+    reproduce.add_argument("--warmup-epochs", type=int, default=None,
+                           help="default: the preset's share of --epochs (paper: 5%%)")
+    reproduce.add_argument("--compile", action="store_true", help="torch.compile each run's model")
     reproduce.set_defaults(func=command_reproduce)
 
     bench = commands.add_parser("bench", help="training throughput: our pipeline vs a reference-style one")

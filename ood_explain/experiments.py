@@ -94,6 +94,9 @@ def resolve(config: RunConfig) -> RunConfig:
     defaults.update(DATASET_PRESETS.get((config.dataset, config.preset), {}))
     if config.preset == "paper" and config.protocol == "leave-one-out":
         defaults["epochs"] = LEAVE_ONE_OUT_PAPER_EPOCHS
+    if config.epochs is not None and config.warmup_epochs is None and "warmup_epochs" in defaults:
+        # A shorter (or longer) run keeps the preset's share of warm-up epochs (paper: 50 of 1000).
+        defaults["warmup_epochs"] = round(defaults["warmup_epochs"] * config.epochs / defaults["epochs"])
     if config.method == "self-oecl":
         # two instances (0 and 90 degrees) per image: half the images keeps the rows per step of the
         # other methods, as the paper does (32 images -> 64 instances)

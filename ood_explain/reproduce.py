@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from .bench import hardware as describe_device
-from .experiments import RunConfig, class_count, collect_results, run_experiment, write_results
+from .experiments import RunConfig, class_count, collect_results, resolve, run_experiment, write_results
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,11 @@ def _command(config: RunConfig) -> list[str]:
     args = [sys.executable, "-m", "ood_explain", "run", "--dataset", config.dataset, "--protocol", config.protocol,
             "--normal-class", str(config.normal_class), "--method", config.method, "--preset", config.preset,
             "--seed", str(config.seed), "--out", config.out]
-    for flag, value in (("--oe", config.oe), ("--data-root", config.data_root)):
-        if value:
-            args += [flag, value]
-    return args
+    for flag, value in (("--oe", config.oe), ("--data-root", config.data_root), ("--epochs", config.epochs),
+                        ("--warmup-epochs", config.warmup_epochs)):
+        if value is not None:
+            args += [flag, str(value)]
+    return args + (["--compile"] if config.compile else [])
 
 
 def _run_parallel(configs: list[RunConfig], slots: list[str]) -> None:
@@ -97,19 +98,23 @@ def _run_parallel(configs: list[RunConfig], slots: list[str]) -> None:
 def reproduce(
     name: str, preset: str = "paper", out: str | Path | None = None, data_root: str | None = None,
     oe: str | None = None, classes: list[int] | None = None, methods: list[str] | None = None,
-    device: str = "auto", jobs_per_gpu: int = 1, progress: bool = True,
+    device: str = "auto", jobs_per_gpu: int = 1, progress: bool = True, epochs: int | None = None,
+    warmup_epochs: int | None = None, compile: bool = False,
 ) -> pd.DataFrame:
-    """Run (or resume) the table `name` and write ``results.md`` / ``results.csv`` beside its runs."""
+    """Run (or resume) the table `name` and write ``results.md`` / ``results.csv`` beside its runs.
+
+    `epochs` / `warmup_epochs` override the preset (a shorter run, e.g. on a time-limited GPU): the default
+    folder then names the epochs, so runs of different lengths never mix, and the table says so."""
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; choose one of {', '.join(TABLES)}")
     table = TABLES[name]
     oe = oe or table.oe
-    root = Path(out or f"runs/reproduce/{name}-{preset}")
+    root = Path(out or f"runs/reproduce/{name}-{preset}" + (f"-{epochs}-epochs" if epochs else ""))
     classes = classes if classes is not None else list(range(class_count(table.dataset, data_root)))
     methods = methods or list(table.methods)
     started = time.perf_counter()
     base = RunConfig(dataset=table.dataset, protocol=table.protocol, preset=preset, data_root=data_root,
-                     device=device, oe=oe)
+                     device=device, oe=oe, epochs=epochs, warmup_epochs=warmup_epochs, compile=compile)
     todo = [dataclasses.replace(base, method=m, normal_class=k, out=str(root / m / f"class-{k}"))
             for m in methods for k in classes if not (root / m / f"class-{k}" / "metrics.json").exists()]
     gpus = torch.cuda.device_count() if device == "auto" else 0
@@ -123,7 +128,11 @@ def reproduce(
     results = collect_results(root)
     if table.paper:
         results.loc["paper (mean)"] = [table.paper.get(m, float("nan")) / 100 for m in results.columns]
-    header = (f"# {name} ({preset} preset)\n\nAUROC (%), ID = positive, main score per method "
+    length = ""
+    if epochs or warmup_epochs is not None:
+        shown = resolve(dataclasses.replace(base, method=methods[0]))
+        length = f", {shown.epochs} epochs with {shown.warmup_epochs} warm-up instead of the preset's"
+    header = (f"# {name} ({preset} preset{length})\n\nAUROC (%), ID = positive, main score per method "
               f"(contrastive methods: ‖mean of z over views‖). Data: {table.dataset}; OE: {oe}. "
               f"{table.note}. Hardware: {hardware()}. This invocation: {time.perf_counter() - started:.0f} s "
               f"for {len(todo)} run(s).\n\n")

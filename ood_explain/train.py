@@ -68,6 +68,11 @@ class TrainConfig:
             self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()})
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {self.epochs} and {self.batch_size}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if self.method in ("oecl", "self-oecl") and self.alpha and self.warmup_epochs >= self.epochs:
+            raise ValueError(f"{self.warmup_epochs} warm-up epochs of {self.epochs}: the OE term (alpha) would "
+                             f"never be used; lower --warmup-epochs below --epochs")
 
 
 def unwrap(model: torch.nn.Module) -> ContrastiveModel:

@@ -49,6 +49,28 @@ def test_reproduce_writes_a_table_and_skips_finished_runs(tmp_path, data_root, c
     assert "for 0 run(s)" in (out / "results.md").read_text()
 
 
+def test_shorter_paper_runs_keep_the_warmup_share():
+    short = resolve(RunConfig(dataset="cifar10", method="oecl", oe="photos", preset="paper", epochs=100))
+    assert (short.epochs, short.warmup_epochs) == (100, 5)  # 50 of 1000 -> 5 of 100
+    chosen = resolve(RunConfig(dataset="cifar10", method="oecl", oe="photos", preset="paper", epochs=100, warmup_epochs=0))
+    assert chosen.warmup_epochs == 0
+
+
+def test_reproduce_with_fewer_epochs_uses_its_own_folder_and_says_so(tmp_path, data_root, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    results = rp.reproduce("fashion-mnist-one-vs-rest", preset="smoke", data_root=str(data_root), classes=[1],
+                           methods=["oecl"], progress=False, epochs=3, warmup_epochs=1)
+    root = tmp_path / "runs" / "reproduce" / "fashion-mnist-one-vs-rest-smoke-3-epochs"
+    config = json.loads((root / "oecl" / "class-1" / "config.json").read_text())
+    assert (config["train"]["epochs"], config["train"]["warmup_epochs"]) == (3, 1)
+    assert "3 epochs with 1 warm-up instead of the preset's" in (root / "results.md").read_text()
+    assert 0.0 <= results.loc[1, "oecl"] <= 1.0
+    command = rp._command(resolve(RunConfig(dataset="cifar10", method="oecl", oe="photos", preset="paper",
+                                            epochs=20, compile=True, out="x")))
+    assert command[command.index("--epochs") + 1] == "20" and command[command.index("--warmup-epochs") + 1] == "1"
+    assert command[-1] == "--compile"
+
+
 def test_cifar_table_adds_the_paper_row(tmp_path, data_root, monkeypatch):
     # Reuse finished fake runs: the table logic must add the paper row without training anything.
     out = tmp_path / "cifar"

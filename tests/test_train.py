@@ -44,6 +44,12 @@ def test_train_config_validation():
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(precision="fp8")
+    with pytest.raises(ValueError, match="OE term .* would never be used"):
+        TrainConfig(method="oecl", epochs=10, warmup_epochs=10)
+    with pytest.raises(ValueError, match="warmup_epochs must be >= 0"):
+        TrainConfig(method="simclr", warmup_epochs=-1)
+    TrainConfig(method="simclr", epochs=10, warmup_epochs=10)  # no OE term: the warm-up changes nothing
+    TrainConfig(method="oecl", epochs=10, warmup_epochs=10, alpha=0.0)  # OECL without OE, on purpose
     config = TrainConfig(augment={"crop_scale": [0.5, 1.0], "flip_p": 0.0})
     assert config.augment.crop_scale == (0.5, 1.0) and config.augment.flip_p == 0.0
     paper = TrainConfig()
