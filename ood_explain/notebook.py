@@ -238,7 +238,8 @@ def load_run(path: str | Path, trained_now: bool = False) -> Run:
 
 def load_or_run(config: RunConfig, track: bool = True, progress: bool = True, verbose: bool = True) -> Run:
     """Load the finished run of `config`, or train it first (resuming from a checkpoint when one
-    exists). With `track`, the test subset is scored after about a dozen epochs (epoch_scores.csv)."""
+    exists). With `track`, the test subset is scored at about a dozen epochs spread over the training
+    (:func:`tracked_epochs`; epoch_scores.csv)."""
     out = Path(config.out)
     if is_finished(config):
         run = load_run(out)
