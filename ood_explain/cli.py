@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also measure our pipeline under torch.compile (default: on; the first steps compile)")
     bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--breakdown", action="store_true",
-                       help="also time both training steps on a fixed batch (model only, no data pipeline)")
+                       help="also time each training step on a fixed batch (model only, no data pipeline) and "
+                            "split the ratio into model step x input pipeline")
     bench.add_argument("--augment-only", action="store_true", help="only ours vs kornia vs torchvision augmentation")
     bench.add_argument("--json", default=None, metavar="OUT", help="also write every figure to this JSON file")
     bench.add_argument("--data-root", default=None)
