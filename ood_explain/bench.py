@@ -284,6 +284,7 @@ class OurPipeline:
         self.model = _model(arch, normalize_inside=True)
         self.dtype = autocast_dtype(precision, device, self.model.is_resnet)
         self.memory_format = torch.channels_last
+        self.label, self.layout = "ours", "channels_last"
         self.model.to(device=device, memory_format=self.memory_format).train()
         self.forward_model = torch.compile(self.model) if compile else self.model
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -359,6 +360,7 @@ class ReferencePipeline:
         self.model = _model(arch, normalize_inside=False).to(device).train()
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
         self.precision = "fp32"
+        self.label, self.layout = "reference", "NCHW"
 
     def train_step(self, view1: torch.Tensor, view2: torch.Tensor) -> None:
         x = torch.cat([view1, view2]).to(self.device, non_blocking=True)
@@ -414,16 +416,14 @@ def measure(arch: str, images: np.ndarray, device: torch.device, batch_size: int
     if compile:
         pipelines["ours_compiled"] = OurPipeline(arch, images, device, batch_size, compile=True)
     pipelines["reference"] = ReferencePipeline(arch, images, device, batch_size, workers)
-    labels = {"ours": "ours", "ours_compiled": "ours", "reference": "reference"}
-    layouts = {"ours": "channels_last", "ours_compiled": "channels_last", "reference": "NCHW"}
     warmups = {"ours": warmup, "ours_compiled": warmup + 3,  # the first compiled calls compile
                "reference": max(warmup, 2 * workers + 1)}  # drain the workers' prefetched batches
     plan = [(key, key, warmups[key], False) for key in pipelines]
     if breakdown:
         plan += [(f"{key}_model_only", key, warmup, True) for key in pipelines]
     results = {
-        name: Measurement(labels[key] + (", model step only" if model_only else ""), arch,
-                          pipelines[key].precision, layouts[key], batch_size)
+        name: Measurement(pipelines[key].label + (", model step only" if model_only else ""), arch,
+                          pipelines[key].precision, pipelines[key].layout, batch_size)
         for name, key, _, model_only in plan
     }
     for _ in range(rounds):
@@ -434,8 +434,8 @@ def measure(arch: str, images: np.ndarray, device: torch.device, batch_size: int
                 except Exception as error:  # torch.compile fails lazily, in the first call (e.g. no C++ compiler)
                     if key != "ours_compiled":
                         raise
-                    raise CompileFailed(f"torch.compile failed on {device} ({type(error).__name__}: "
-                                        f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}); "
+                    first_line = (str(error).strip().splitlines() or [""])[0]
+                    raise CompileFailed(f"torch.compile failed on {device} ({type(error).__name__}: {first_line}); "
                                         "rerun with --no-compile to measure the eager pipelines only") from error
             results[name].images_per_s.append(steps * batch_size / seconds)
             results[name].peak_mb.append(memory.mb)
@@ -548,10 +548,9 @@ def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resn
         for m in measured.values():
             rows.append([arch, m.pipeline, m.precision, m.layout, _rate(m.best), _rate(2 * m.best),
                          " / ".join(_rate(v) for v in m.images_per_s), f"{max(m.peak_mb):,.0f}"])
-        for ours in ("ours", "ours_compiled"):
+        for ours, suffix in (("ours", ""), ("ours_compiled", "_compiled")):
             if ours not in measured:
                 continue
-            suffix = "" if ours == "ours" else "_compiled"
             figures["ratio" + suffix] = measured[ours].best / reference.best
             rows.append([arch, f"ratio {ours.replace('_', ' ')} / reference", measured[ours].precision, "",
                          f"{figures['ratio' + suffix]:.2f}x", "", "", ""])
@@ -572,8 +571,8 @@ def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resn
     print_fn(f"peak memory: {report['memory']}; images/s count ID images (2 views each). "
              f"{report['load_after']} after the run.")
     if factor_rows:
-        print_fn("\nWhere the ratio comes from (best rounds; ratio = model step x input pipeline). The last column is "
-                 "the ratio a free input pipeline alone would reach around the reference's model step:")
+        print_fn("\nWhere the ratio comes from (best rounds; ratio = model step x input pipeline). The last column "
+                 "is the ratio a free input pipeline alone would reach around the reference's model step:")
         print_fn(format_table(factor_rows, ["arch", "ours", "ratio", "model step", "input pipeline",
                                             "zero-cost-input ceiling"]))
     return report

@@ -46,10 +46,10 @@ def _config_from(args: argparse.Namespace, single: bool) -> experiments.RunConfi
     return experiments.RunConfig(
         dataset=args.dataset, protocol=args.protocol, normal_class=args.normal_class if single else 0,
         method=args.method if single else "simclr", oe=args.oe, oe_shots=args.oe_shots, preset=args.preset,
-        epochs=args.epochs, warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, arch=args.arch, views=args.views, alpha=args.alpha,
-        lr=args.lr, seed=args.seed, data_root=args.data_root, download=args.download,
-        image_size=args.image_size, device=args.device, precision=args.precision, compile=args.compile,
-        out=args.out,
+        epochs=args.epochs, warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, arch=args.arch,
+        views=args.views, alpha=args.alpha, lr=args.lr, seed=args.seed, data_root=args.data_root,
+        download=args.download, image_size=args.image_size, device=args.device, precision=args.precision,
+        compile=args.compile, out=args.out,
     )
 
 
@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, data.CorruptImageError, FloatingPointError, bench.CompileFailed) as error:
+    except (ValueError, FileNotFoundError, data.CorruptImageError, FloatingPointError,
+            bench.CompileFailed) as error:
         print(f"ood-explain: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

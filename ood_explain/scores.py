@@ -71,7 +71,8 @@ def extract_features(
                             for _ in range(views)]
         hs.append(h.float())
         zs.append(z.float())
-        view_batches.append(torch.stack(random_views) if views else torch.empty(0, len(batch), z.shape[1], device=device))
+        view_batches.append(torch.stack(random_views) if views
+                            else torch.empty(0, len(batch), z.shape[1], device=device))
     return Features(
         h=torch.cat(hs).cpu(), z=torch.cat(zs).cpu(), z_views=torch.cat(view_batches, dim=1).cpu(),
         logit=torch.cat(logits).cpu() if logits else None,

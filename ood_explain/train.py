@@ -27,6 +27,7 @@ from .models import ContrastiveModel
 
 METHODS = ("simclr", "oecl", "self-oecl", "hsc", "bce")
 METHODS_WITH_EXTERNAL_OE = ("oecl", "hsc", "bce")
+METHODS_WITH_OE_NORM_TERM = ("oecl", "self-oecl")  # NT-Xent + alpha * mean ||z_oe||
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -70,7 +71,7 @@ class TrainConfig:
             raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {self.epochs} and {self.batch_size}")
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        if self.method in ("oecl", "self-oecl") and self.alpha and self.warmup_epochs >= self.epochs:
+        if self.method in METHODS_WITH_OE_NORM_TERM and self.alpha and self.warmup_epochs >= self.epochs:
             raise ValueError(f"{self.warmup_epochs} warm-up epochs of {self.epochs}: the OE term (alpha) would "
                              f"never be used; lower --warmup-epochs below --epochs")
 
@@ -135,7 +136,7 @@ def step_loss(
     z_id, z_oe = z[:n_id], z[n_id:]
     if method == "simclr":
         loss = losses.nt_xent(gather_views(z_id), temperature)
-    elif method in ("oecl", "self-oecl"):
+    elif method in METHODS_WITH_OE_NORM_TERM:
         loss = losses.nt_xent(gather_views(z_id), temperature) + alpha * losses.mean_norm(z_oe)
     elif method == "hsc":
         loss = losses.hsc_loss(z_id, z_oe)
