@@ -407,14 +407,16 @@ class CompileFailed(RuntimeError):
 
 def measure(arch: str, images: np.ndarray, device: torch.device, batch_size: int, steps: int, workers: int,
             rounds: int = 2, warmup: int = 2, compile: bool = False,
-            breakdown: bool = False) -> dict[str, Measurement]:
+            breakdown: bool = False, precision: str = "auto") -> dict[str, Measurement]:
     """Throughput (ID images/s) and peak memory of our pipeline, with `compile` also our pipeline under
     ``torch.compile``, and the reference, alternating `rounds` times. With `breakdown`, also each training
-    step on one fixed batch of views (no data pipeline at all). Keys: ``ours``, ``ours_compiled``,
-    ``reference``, and ``<key>_model_only``."""
-    pipelines: dict[str, OurPipeline | ReferencePipeline] = {"ours": OurPipeline(arch, images, device, batch_size)}
+    step on one fixed batch of views (no data pipeline at all). `precision` (auto, fp32 or bf16) is our
+    pipeline's; the reference is always fp32. Keys: ``ours``, ``ours_compiled``, ``reference``, and
+    ``<key>_model_only``."""
+    pipelines: dict[str, OurPipeline | ReferencePipeline] = {
+        "ours": OurPipeline(arch, images, device, batch_size, precision=precision)}
     if compile:
-        pipelines["ours_compiled"] = OurPipeline(arch, images, device, batch_size, compile=True)
+        pipelines["ours_compiled"] = OurPipeline(arch, images, device, batch_size, compile=True, precision=precision)
     pipelines["reference"] = ReferencePipeline(arch, images, device, batch_size, workers)
     warmups = {"ours": warmup, "ours_compiled": warmup + 3,  # the first compiled calls compile
                "reference": max(warmup, 2 * workers + 1)}  # drain the workers' prefetched batches
@@ -498,7 +500,7 @@ def format_table(rows: list[list[str]], header: list[str]) -> str:
 def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resnet18-cifar"), batch_size: int = 64,
               steps: int = 10, workers: int = 2, data_root: str | None = None, rounds: int = 2, warmup: int = 2,
               images: int = 2048, compile: bool = True, augment_only: bool = False, threads: int | None = None,
-              breakdown: bool = False, print_fn=print) -> dict:
+              breakdown: bool = False, precision: str = "auto", print_fn=print) -> dict:
     """Run the benchmark, print its tables with `print_fn`, and return every figure as a dict."""
     from .experiments import pick_device
 
@@ -507,7 +509,7 @@ def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resn
         torch.set_num_threads(threads)
     report: dict = {"device": str(device), "hardware": hardware(device), "torch": torch.__version__,
                     "threads": torch.get_num_threads(), "batch_size": batch_size, "steps": steps, "rounds": rounds,
-                    "workers": workers, "compile": compile,
+                    "workers": workers, "compile": compile, "precision": precision,
                     "load_before": load_average(), "archs": {}}
     by_size: dict[int, tuple[np.ndarray, str]] = {}
 
@@ -541,7 +543,8 @@ def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resn
     rows, factor_rows = [], []
     for arch in archs:
         pixels, note = images_for(arch)
-        measured = measure(arch, pixels, device, batch_size, steps, workers, rounds, warmup, compile, breakdown)
+        measured = measure(arch, pixels, device, batch_size, steps, workers, rounds, warmup, compile, breakdown,
+                           precision)
         reference = measured["reference"]
         figures: dict = {name: asdict(m) for name, m in measured.items()}
         figures["data"] = note
@@ -585,7 +588,8 @@ def main(args) -> dict:
                        workers=args.workers, data_root=args.data_root, rounds=getattr(args, "rounds", 2),
                        warmup=getattr(args, "warmup", 2), images=getattr(args, "images", 2048),
                        compile=getattr(args, "compile", True), augment_only=getattr(args, "augment_only", False),
-                       threads=getattr(args, "threads", None), breakdown=getattr(args, "breakdown", False))
+                       threads=getattr(args, "threads", None), breakdown=getattr(args, "breakdown", False),
+                       precision=getattr(args, "precision", "auto"))
     if getattr(args, "json", None):
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2))

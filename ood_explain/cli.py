@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                        help="also measure our pipeline under torch.compile (default: on; the first steps compile)")
     bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    bench.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                       help="our pipeline's precision (auto: train.autocast_dtype's choice); the reference is fp32")
     bench.add_argument("--breakdown", action="store_true",
                        help="also time each training step on a fixed batch (model only, no data pipeline) and "
                             "split the ratio into model step x input pipeline")

@@ -125,6 +125,17 @@ def test_bench_with_compile_measures_eager_and_compiled_against_one_reference(tm
     assert "ratio ours compiled / reference" in capsys.readouterr().out
 
 
+def test_bench_precision_applies_to_our_pipeline_only(tmp_path) -> None:
+    args = cli.build_parser().parse_args([
+        "bench", "--device", "cpu", "--arch", "small-cnn", "--batch-size", "4", "--steps", "1", "--rounds", "1",
+        "--warmup", "1", "--workers", "0", "--images", "16", "--data-root", str(tmp_path), "--no-compile",
+        "--precision", "bf16"])
+    report = bench.main(args)
+    figures = report["archs"]["small-cnn"]
+    assert figures["ours"]["precision"] == "bf16 autocast" and figures["reference"]["precision"] == "fp32"
+    assert report["precision"] == "bf16"
+
+
 def test_a_failing_torch_compile_is_a_clear_error_naming_the_fix(monkeypatch) -> None:
     def broken_compile(model, **kwargs):
         def fail(*args, **kwargs):
