@@ -5,7 +5,7 @@ images, with the same batch of B ID images (2B views) per step and plain SGD:
 
 * **ours** is the inner loop of :func:`ood_explain.train.train`: uint8 images on the device, a batch
   indexed there, both views made in batch by :mod:`ood_explain.augment` (per-sample parameters),
-  channels_last, bf16 autocast where :func:`ood_explain.train.autocast_dtype` picks it (CUDA always; CPU
+  channels_last, bf16 autocast where :func:`ood_explain.training.autocast_dtype` picks it (CUDA always; CPU
   for ResNets on CPUs with AMX), and no host-device synchronisation inside the step; measured eager and,
   unless ``--no-compile``, under ``torch.compile``.
 * **reference** is written like the official code: a Dataset of PIL images returning two views made
@@ -33,6 +33,7 @@ RandomGrayscale p=0.2) on the same batch and device, and torchvision's per-image
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -47,13 +48,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import augment, data, losses
+from . import augment, data, losses, methods
 from .augment import AugmentConfig
 from .models import build_model
-from .train import autocast_dtype, make_views, step_loss
+from .training import TrainConfig, batches, make_training_step
 
 CIFAR_MEAN, CIFAR_STD = data.NORMALIZATION.get("cifar10", (None, None))
 
+
+BENCH_METHOD = methods.SIMCLR.name  # both pipelines train SimCLR: the common core of every method
 
 # ------------------------------------------------------------------------------------------- data
 
@@ -275,64 +278,47 @@ def _model(arch: str, normalize_inside: bool, seed: int = 0) -> torch.nn.Module:
 
 
 class OurPipeline:
-    """The inner loop of train.train (SimCLR): state kept between rounds, as in a real run."""
+    """What ``ood-explain run`` executes, for SimCLR: :func:`ood_explain.training.make_training_step` and
+    :func:`ood_explain.training.batches` (epoch after epoch), state kept between rounds as in a real run."""
 
     def __init__(self, arch: str, images: np.ndarray, device: torch.device, batch_size: int,
                  compile: bool = False, precision: str = "auto") -> None:
         self.device, self.batch_size = device, batch_size
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)  # uint8 on device
         self.model = _model(arch, normalize_inside=True)
-        self.dtype = autocast_dtype(precision, device, self.model.is_resnet)
-        self.memory_format = torch.channels_last
+        config = TrainConfig(method=BENCH_METHOD, batch_size=batch_size, precision=precision, compile=compile)
+        self.step = make_training_step(self.model, config, device)
+        self.model.train()
         self.label, self.layout = "ours", "channels_last"
-        self.model.to(device=device, memory_format=self.memory_format).train()
-        self.forward_model = torch.compile(self.model) if compile else self.model
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-        self.generator = augment.make_generator(0, device)
-        self.order = torch.randperm(len(self.images), device=device)
-        self.position = 0
         self.sums = torch.zeros(3, device=device)
-        self.precision = "bf16 autocast" if self.dtype == torch.bfloat16 else "fp32"
+        self.precision = "bf16 autocast" if self.step.dtype == torch.bfloat16 else "fp32"
         self.precision += " + torch.compile" if compile else ""
+        self.batch_stream = self._batches()
 
-    def step(self) -> None:
-        if self.position + self.batch_size > len(self.images):
-            self.order = torch.randperm(len(self.images), device=self.device)
-            self.position = 0
-        id_batch = self.images[self.order[self.position : self.position + self.batch_size]]
-        self.position += self.batch_size
-        x, n_id = make_views(id_batch, None, "simclr", AugmentConfig(), self.generator)
-        x = x.contiguous(memory_format=self.memory_format)
-        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-            loss, id_norm, oe_norm = step_loss(self.forward_model, x, n_id, "simclr", 1.0, 0.5)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.sums += torch.stack([loss.detach().float(), id_norm, oe_norm])
+    def _batches(self):
+        steps_per_epoch = len(self.images) // self.batch_size
+        for epoch in itertools.count():
+            yield from batches(self.images, None, self.batch_size, steps_per_epoch, epoch, 0, self.step.generator)
 
-    def step_model_only(self) -> None:
-        """The same step on one fixed batch of views (made once): the model's share of :meth:`step`."""
+    def train_step(self) -> None:
+        self.sums += self.step(*next(self.batch_stream), 1.0)
+
+    def train_step_model_only(self) -> None:
+        """The same step on one fixed batch of views (made once): the model's share of :meth:`train_step`."""
         if not hasattr(self, "fixed_views"):
-            self.fixed_views = make_views(self.images[: self.batch_size], None, "simclr", AugmentConfig(),
-                                          self.generator)[0].contiguous(memory_format=self.memory_format)
-        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-            loss, id_norm, oe_norm = step_loss(self.forward_model, self.fixed_views, 2 * self.batch_size,
-                                               "simclr", 1.0, 0.5)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.sums += torch.stack([loss.detach().float(), id_norm, oe_norm])
+            self.fixed_views = self.step.views(self.images[: self.batch_size], None)
+        self.sums += self.step.update(*self.fixed_views, 1.0)
 
     def run(self, warmup: int, steps: int, model_only: bool = False) -> float:
         """Seconds for `steps` timed steps after `warmup` untimed ones."""
-        step = self.step_model_only if model_only else self.step
+        step = self.train_step_model_only if model_only else self.train_step
         for _ in range(warmup):
             step()
         _sync(self.device)
         started = time.perf_counter()
         for _ in range(steps):
             step()
-        self.sums.tolist()  # the one host sync, as train.py does at a log step
+        self.sums.tolist()  # the one host sync, as training.train does at a log step
         return time.perf_counter() - started
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import statistics
 import sys
 from pathlib import Path
 
-from . import bench, data, distributed, experiments
-from .train import METHODS
+from . import bench, data, distributed, experiments, methods, models, sweeps
+from .training import PRECISIONS
 
 
 def _add_run_options(parser: argparse.ArgumentParser, single: bool) -> None:
@@ -16,7 +18,7 @@ def _add_run_options(parser: argparse.ArgumentParser, single: bool) -> None:
     if single:
         parser.add_argument("--normal-class", type=int, default=0,
                             help="class index: the normal class (one-vs-rest) or the held-out class (leave-one-out)")
-        parser.add_argument("--method", default="oecl", help=f"one of {', '.join(METHODS)}")
+        parser.add_argument("--method", default="oecl", help=f"one of {', '.join(methods.names())}")
     else:
         parser.add_argument("--methods", default="simclr,self-oecl,oecl", help="comma-separated methods")
         parser.add_argument("--classes", default=None, help="comma-separated class indices (default: all)")
@@ -28,16 +30,20 @@ def _add_run_options(parser: argparse.ArgumentParser, single: bool) -> None:
                         help="override the preset's epochs (the warm-up keeps its share unless --warmup-epochs)")
     parser.add_argument("--warmup-epochs", type=int, default=None, help="epochs with alpha = 0 at the start")
     parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--arch", default=None, choices=["small-cnn", "resnet18-cifar", "resnet18"])
+    parser.add_argument("--arch", default=None, choices=models.ARCHITECTURES)
     parser.add_argument("--views", type=int, default=None, help="random test-time views per image")
     parser.add_argument("--alpha", type=float, default=1.0, help="weight of the OE norm term")
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default=None,
+                        help="several seeds: a count (3 -> 0,1,2) or a list (0,4,7); each in its own seed-S folder")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="independent runs side by side as single-thread CPU processes")
     parser.add_argument("--data-root", default=None, help="data folder (default: $OOD_EXPLAIN_DATA or ./data)")
     parser.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
     parser.add_argument("--image-size", type=int, default=None, help="resize images to NxN (ImageFolder data)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--out", required=True, help="run folder (sweep: root folder)")
 
@@ -61,20 +67,37 @@ def _print_metrics(metrics: dict) -> None:
 
 
 def command_run(args: argparse.Namespace) -> None:
+    config = _config_from(args, single=True)
+    if args.seeds is not None:  # one folder per seed, then mean ± std of the main score
+        seeds = sweeps.seed_list(args.seeds)
+        configs = [dataclasses.replace(config, seed=s, out=str(Path(args.out) / f"seed-{s}")) for s in seeds]
+        todo = [c for c in configs if args.restart or not experiments.is_finished(c.out)]
+        if args.jobs > 1 and todo and not args.restart:
+            sweeps.run_in_subprocesses(todo, [{"OMP_NUM_THREADS": "1"}] * args.jobs)
+        else:
+            for c in todo:
+                experiments.run_experiment(c, resume=not args.restart)
+        aurocs = [experiments.Run.load(c.out).auroc() for c in configs]
+        for seed, value in zip(seeds, aurocs):
+            print(f"seed {seed}: AUROC {value:.4f}")
+        spread = f" ± {statistics.stdev(aurocs):.4f} (sample std)" if len(aurocs) > 1 else ""
+        print(f"main score, {len(aurocs)} seed(s): AUROC {statistics.mean(aurocs):.4f}{spread}\nrun folders: {args.out}/seed-*")
+        return
     with distributed.launched(args.device):  # a process group when started by torchrun, else nothing
-        metrics = experiments.run_experiment(_config_from(args, single=True), resume=not args.restart)
-    if metrics:
-        _print_metrics(metrics)
+        run = experiments.run_experiment(config, resume=not args.restart)
+    if run is not None:
+        _print_metrics(run.metrics)
         print(f"run folder: {args.out}")
 
 
 def command_sweep(args: argparse.Namespace) -> None:
     classes = [int(k) for k in args.classes.split(",")] if args.classes else None
     with distributed.launched(args.device):
-        table = experiments.sweep(_config_from(args, single=False), args.methods.split(","), args.out, classes)
+        sweeps.sweep(_config_from(args, single=False), args.methods.split(","), args.out, classes,
+                     seeds=args.seeds or [args.seed], jobs=args.jobs)
     if not distributed.is_main():
         return
-    print((table * 100).round(1).to_markdown())
+    print((Path(args.out) / "results.md").read_text())
     print(f"results: {Path(args.out) / 'results.md'}")
 
 
@@ -89,7 +112,7 @@ def command_quickstart(args: argparse.Namespace) -> None:
     from .quickstart import quickstart
 
     quickstart(args.out, classes=[int(k) for k in args.classes.split(",")], data_root=args.data_root,
-               preset=args.preset)
+               preset=args.preset, seeds=args.seeds, jobs=args.jobs)
 
 
 def command_reproduce(args: argparse.Namespace) -> None:
@@ -99,7 +122,7 @@ def command_reproduce(args: argparse.Namespace) -> None:
               classes=[int(k) for k in args.classes.split(",")] if args.classes else None,
               methods=args.methods.split(",") if args.methods else None, device=args.device,
               jobs_per_gpu=args.jobs_per_gpu, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
-              compile=args.compile)
+              compile=args.compile, seeds=args.seeds, jobs=args.jobs)
 
 
 def command_bench(args: argparse.Namespace) -> None:
@@ -128,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--classes", default="0,1,3")
     quick.add_argument("--data-root", default=None)
     quick.add_argument("--preset", default="lite", choices=list(experiments.PRESETS), help="smoke: seconds")
+    quick.add_argument("--seeds", default="3", help="a count (3 -> seeds 0,1,2) or a list (0,4,7)")
+    quick.add_argument("--jobs", type=int, default=1, help="runs side by side as single-thread CPU processes")
     quick.set_defaults(func=command_quickstart)
 
     reproduce = commands.add_parser("reproduce", help="run a named paper table end to end (resumable)")
@@ -145,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--warmup-epochs", type=int, default=None,
                            help="default: the preset's share of --epochs (paper: 5%%)")
     reproduce.add_argument("--compile", action="store_true", help="torch.compile each run's model")
+    reproduce.add_argument("--seeds", default="1", help="a count (3 -> seeds 0,1,2) or a list (0,4,7)")
+    reproduce.add_argument("--jobs", type=int, default=1,
+                           help="runs side by side as single-thread CPU processes")
     reproduce.set_defaults(func=command_reproduce)
 
     bench = commands.add_parser("bench", help="training throughput: our pipeline vs a reference-style one")
@@ -176,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, data.CorruptImageError, FloatingPointError,
-            bench.CompileFailed) as error:
+            bench.CompileFailed, experiments.RunFolderInUse) as error:
         print(f"ood-explain: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,22 +9,25 @@ resumes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 import torch
 
-from . import data, scores
-from .metrics import ood_metrics
-from .models import build_model
+from . import data, methods, scores, training
 from .distributed import barrier, world
-from .train import METHODS, METHODS_WITH_EXTERNAL_OE, TrainConfig, autocast_dtype, train
+from .metrics import ood_metrics
+from .models import ContrastiveModel, build_model
+from .training import TrainConfig, autocast_dtype, train
 
 PRESETS: dict[str, dict] = {
     # seconds on a CPU: for tests and CI
@@ -33,7 +36,7 @@ PRESETS: dict[str, dict] = {
     # minutes on 2 CPU cores: 6 epochs of at most 25 steps (3,200 ID images an epoch at batch 128)
     "lite": dict(arch="small-cnn", epochs=6, batch_size=128, max_steps_per_epoch=25, views=4, warmup_epochs=1,
                  train_eval_limit=2000),
-    # the official hyper-parameters (../shared/method.md section 4), for GPUs
+    # the official hyper-parameters (plain SGD, lr 0.1, batch 64, 1000 epochs, 32 test views), for GPUs
     "paper": dict(arch="resnet18-cifar", epochs=1000, batch_size=64, views=32, warmup_epochs=50),
 }
 # Overrides where a dataset needs them: digits has ~120 training images per class.
@@ -53,7 +56,7 @@ class RunConfig:
     dataset: str = "digits"
     protocol: str = "one-vs-rest"
     normal_class: int = 0
-    method: str = "oecl"
+    method: str = methods.OECL.name
     oe: str | None = None
     oe_shots: int | None = None
     preset: str = "lite"
@@ -75,20 +78,23 @@ class RunConfig:
     compile: bool = False
     test_limit: int | None = None
     train_eval_limit: int | None = None
-    extra: dict = field(default_factory=dict)
+
+
+# Settings that change neither the trained model nor its data: a run folder may be reused under other values.
+NOT_SHAPING = ("out", "device", "data_root", "download", "compile", "views", "test_limit", "train_eval_limit")
 
 
 def resolve(config: RunConfig) -> RunConfig:
-    """Validate names and fill unset fields from the preset (and the dataset's overrides)."""
+    """Validate names and fill unset fields from the preset (and the dataset's overrides). Settings the
+    method ignores are cleared (an OE source for a method without external OE), so they are not recorded."""
     if config.preset not in PRESETS:
         raise ValueError(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
-    if config.method not in METHODS:
-        raise ValueError(f"unknown method {config.method!r}; choose one of {', '.join(METHODS)}")
+    method = methods.get(config.method)
     if config.dataset not in data.DATASETS:
         raise ValueError(f"unknown dataset {config.dataset!r}; choose one of {', '.join(data.DATASETS)}")
     if config.protocol not in data.PROTOCOLS:
         raise ValueError(f"unknown protocol {config.protocol!r}; choose one of {', '.join(data.PROTOCOLS)}")
-    if config.method in METHODS_WITH_EXTERNAL_OE and not config.oe:
+    if method.external_oe and not config.oe:
         raise ValueError(f"method {config.method!r} needs an OE source: --oe DATASET, imagefolder:DIR or photos")
     defaults = dict(PRESETS[config.preset])
     defaults.update(DATASET_PRESETS.get((config.dataset, config.preset), {}))
@@ -97,13 +103,21 @@ def resolve(config: RunConfig) -> RunConfig:
     if config.epochs is not None and config.warmup_epochs is None and "warmup_epochs" in defaults:
         # A shorter (or longer) run keeps the preset's share of warm-up epochs (paper: 50 of 1000).
         defaults["warmup_epochs"] = round(defaults["warmup_epochs"] * config.epochs / defaults["epochs"])
-    if config.method == "self-oecl":
-        # two instances (0 and 90 degrees) per image: half the images keeps the rows per step of the
-        # other methods, as the paper does (32 images -> 64 instances)
-        defaults["batch_size"] = defaults["batch_size"] // 2
+    defaults["batch_size"] = method.images_per_batch(defaults["batch_size"])
     filled = {name: defaults[name] for name in defaults
               if name in RunConfig.__dataclass_fields__ and getattr(config, name) is None}
+    if not method.external_oe:
+        filled.update(oe=None, oe_shots=None)
     return dataclasses.replace(config, **filled)
+
+
+def train_config(config: RunConfig) -> TrainConfig:
+    """The optimisation settings of a resolved run."""
+    return TrainConfig(
+        method=config.method, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+        alpha=config.alpha, warmup_epochs=config.warmup_epochs, seed=config.seed, precision=config.precision,
+        compile=config.compile, max_steps_per_epoch=config.max_steps_per_epoch,
+    )
 
 
 def pick_device(name: str) -> torch.device:
@@ -124,6 +138,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# ------------------------------------------------------------------------------- config -> data, model
+
+
 def limit(imageset: data.ImageSet, count: int | None, seed: int) -> data.ImageSet:
     """A seeded random subset of at most `count` images (all of them when count is None)."""
     if count is None or len(imageset) <= count:
@@ -132,147 +149,308 @@ def limit(imageset: data.ImageSet, count: int | None, seed: int) -> data.ImageSe
     return imageset.subset(torch.sort(index).values)
 
 
-def load_split(config: RunConfig) -> tuple[data.Split, data.ImageSet | None]:
-    """The protocol split and the OE set (None for SimCLR and self-OECL, which never use an external OE set:
-    self-OECL's OE rows are rotations of its own ID images)."""
+@dataclass
+class EvaluationSets:
+    """The images a run is scored on: ID and OOD test images and a sample of ID training images (for the
+    nearest-neighbour scores)."""
+
+    id_test: data.ImageSet
+    ood_test: data.ImageSet
+    train_sample: data.ImageSet
+
+    def test_images(self) -> torch.Tensor:
+        """uint8 (N_id + N_ood, C, H, W): ID test images first."""
+        return torch.cat([self.id_test.images, self.ood_test.images])
+
+    def is_id(self) -> np.ndarray:
+        """bool (N_id + N_ood,): True for the ID test images."""
+        return np.concatenate([np.ones(len(self.id_test), bool), np.zeros(len(self.ood_test), bool)])
+
+    def labels(self) -> np.ndarray:
+        return torch.cat([self.id_test.labels, self.ood_test.labels]).numpy()
+
+
+def evaluation_sets(split: data.Split, per_side: int | None, train_sample: int | None, seed: int) -> EvaluationSets:
+    """Seeded subsets of at most `per_side` ID and OOD test images and `train_sample` training images.
+    The one place of the seed offsets: every caller with the same arguments scores the same images."""
+    return EvaluationSets(limit(split.id_test, per_side, seed), limit(split.ood_test, per_side, seed + 1),
+                          limit(split.id_train, train_sample, seed + 2))
+
+
+@dataclass
+class RunData:
+    """A run's data: the protocol split, the OE set (None for methods without external OE) and the
+    evaluation sets."""
+
+    split: data.Split
+    oe: data.ImageSet | None
+    evaluation: EvaluationSets
+
+    def record(self) -> dict:
+        """What config.json says about the data."""
+        split, oe = self.split, self.oe
+        return {"dataset": split.id_train.name, "id_train": len(split.id_train), "id_test": len(split.id_test),
+                "ood_test": len(split.ood_test), "oe": oe.name if oe is not None else None,
+                "oe_images": len(oe) if oe is not None else 0,
+                **split.id_train.notes, **(oe.notes if oe is not None else {})}
+
+
+def load_data(config: RunConfig) -> RunData:
+    """Load the split, the OE set and the evaluation sets of a resolved config. Raises before any
+    training when a test side is empty."""
     train_set = data.load_dataset(config.dataset, "train", config.data_root, config.download, config.image_size)
     test_set = data.load_dataset(config.dataset, "test", config.data_root, config.download, config.image_size)
     split = data.make_split(train_set, test_set, config.protocol, config.normal_class)
+    for side, images in (("ID", split.id_test), ("OOD", split.ood_test)):
+        if len(images) == 0:
+            raise ValueError(f"{config.dataset} class {config.normal_class} ({config.protocol}) has no {side} test "
+                             f"images in the test split{_where(config)}: pick another class or add test images")
     oe = None
-    if config.oe and config.method in METHODS_WITH_EXTERNAL_OE:
+    if methods.get(config.method).external_oe:
         outliers = train_set.subset(~torch.isin(train_set.labels, split.id_train.labels.unique()))
         oe = data.load_oe(config.oe, split.id_train, config.data_root, config.download, config.oe_shots,
                           config.seed, outlier_classes=outliers)
-    return split, oe
+    return RunData(split, oe, evaluation_sets(split, config.test_limit, config.train_eval_limit, config.seed))
 
 
-def run_experiment(config: RunConfig, resume: bool = True, progress: bool = True, on_epoch_end=None) -> dict:
-    """Train and evaluate one configuration, write its run folder, and return its metrics dict.
-    `on_epoch_end` is passed to :func:`ood_explain.train.train` (called after every epoch on rank 0)."""
+def _where(config: RunConfig) -> str:
+    return f" of {config.data_root}" if config.data_root else ""
+
+
+def make_model(config: RunConfig, in_channels: int) -> ContrastiveModel:
+    """The untrained model of a resolved config: its architecture, the dataset's input normalization, and a
+    classifier when the method has one."""
+    mean, std = data.NORMALIZATION.get(config.dataset, (None, None))
+    return build_model(config.arch, in_channels, mean, std, with_classifier=methods.get(config.method).classifier)
+
+
+# ------------------------------------------------------------------------------------------- scoring
+
+
+def score_table(model: ContrastiveModel, evaluation: EvaluationSets, method: str, views: int, seed: int = 0,
+                device: torch.device | str = "cpu", precision: str = "auto") -> pd.DataFrame:
+    """Per-sample scores, a pure function of (model, images, views): one row per test image with is_id,
+    label and one column per score (higher = more ID). ID test images come first."""
+    device = torch.device(device)
+    dtype = autocast_dtype(precision, device, model.is_resnet)
+    model.to(device)
+    train = scores.extract_features(model, evaluation.train_sample.images.to(device), seed=seed, autocast=dtype)
+    test = scores.extract_features(model, evaluation.test_images().to(device), views=views, seed=seed,
+                                   autocast=dtype)
+    values = scores.all_scores(test, train, methods.get(method).own_scores)
+    return pd.DataFrame({"is_id": evaluation.is_id().astype(int), "label": evaluation.labels(), **values})
+
+
+def id_and_ood(table: pd.DataFrame, score: str) -> tuple[np.ndarray, np.ndarray]:
+    """(ID values, OOD values) of one score column of a per-sample table."""
+    is_id = table["is_id"].to_numpy().astype(bool)
+    values = table[score].to_numpy()
+    return values[is_id], values[~is_id]
+
+
+def metrics_of(table: pd.DataFrame, method: str) -> dict:
+    """The main score's name and metrics at the top level, every score's metrics under ``scores``."""
+    names = [c for c in table.columns if c not in ("is_id", "label")]
+    per_score = {name: ood_metrics(*id_and_ood(table, name)) for name in names}
+    main = methods.get(method).judged_by(per_score)
+    return {"score": main, **per_score[main], "scores": per_score}
+
+
+# -------------------------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Run:
+    """One experiment: its resolved config, per-sample test scores, training history and metrics, the data
+    it used (``data_record``), and the model (loaded from the folder's checkpoint when first asked for).
+    ``epoch_scores``: per-epoch scores of a test subset, when the run was tracked (notebooks)."""
+
+    config: RunConfig
+    scores: pd.DataFrame
+    history: pd.DataFrame
+    metrics: dict
+    data_record: dict = field(default_factory=dict)
+    path: Path | None = None
+    epoch_scores: pd.DataFrame | None = None
+    trained_now: bool = False
+    _model: ContrastiveModel | None = field(default=None, repr=False)
+
+    @property
+    def model(self) -> ContrastiveModel:
+        """The trained model (eval mode, CPU when loaded from a folder)."""
+        if self._model is None:
+            if self.path is None:
+                raise ValueError("this run holds no model and has no folder to load one from")
+            state = training.load_checkpoint(self.path / "checkpoint.pt", "cpu")
+            model = make_model(self.config, state["model"]["mean"].shape[1])
+            model.load_state_dict(state["model"])
+            self._model = model
+        return self._model.eval()
+
+    @property
+    def method(self) -> str:
+        return self.config.method
+
+    @property
+    def normal_class(self) -> int:
+        return self.config.normal_class
+
+    @property
+    def label(self) -> str:
+        """e.g. ``oecl (OE photos)``: the method, with its OE source when it has one."""
+        if not self.config.oe:
+            return self.method
+        shots = f", {self.config.oe_shots}-shot" if self.config.oe_shots else ""
+        return f"{self.method} (OE {self.config.oe}{shots})"
+
+    def split(self, score: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ID scores, OOD scores) of one score (default: the main score)."""
+        return id_and_ood(self.scores, score or self.metrics["score"])
+
+    def auroc(self, score: str | None = None) -> float:
+        """AUROC of one score on the full test set (default: the main score)."""
+        return float(self.metrics["scores"][score or self.metrics["score"]]["auroc"])
+
+    def epochs_table(self) -> pd.DataFrame:
+        """Per-epoch scores: the tracked subset when there is one, else the final scores as the last epoch."""
+        if self.epoch_scores is not None and len(self.epoch_scores):
+            return self.epoch_scores
+        table = self.scores.copy()
+        table.insert(0, "epoch", int(self.metrics["epochs"]))
+        return table
+
+    @classmethod
+    def load(cls, path: str | Path) -> Run:
+        """A finished run folder (its ``metrics.json``, the finished marker, is written last)."""
+        path = Path(path)
+        missing = [name for name in RESULT_FILES if not (path / name).exists()]
+        if missing:
+            raise FileNotFoundError(f"{path} is not a finished run folder: missing {', '.join(missing)}")
+        record = json.loads((path / "config.json").read_text())
+        fields = {k: v for k, v in record["run"].items() if k in RunConfig.__dataclass_fields__}
+        epoch_file = path / "epoch_scores.csv"
+        return cls(RunConfig(**fields), pd.read_csv(path / "scores.csv"), pd.read_csv(path / "history.csv"),
+                   json.loads((path / "metrics.json").read_text()), record.get("data", {}), path,
+                   pd.read_csv(epoch_file) if epoch_file.exists() else None)
+
+
+# config.json first, metrics.json (the finished marker) last
+RESULT_FILES = ("config.json", "history.csv", "scores.csv", "metrics.json")
+FOLDER_FILES = RESULT_FILES + ("checkpoint.pt", "epoch_scores.csv", "report.html")
+
+
+def is_finished(folder: str | Path) -> bool:
+    """True when the run folder holds its finished marker (metrics.json)."""
+    return (Path(folder) / "metrics.json").exists()
+
+
+def model_settings(config: RunConfig) -> dict:
+    """The settings of a resolved config that shape the trained model or its data (JSON-comparable)."""
+    return {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(config))).items() if k not in NOT_SHAPING}
+
+
+class RunFolderInUse(RuntimeError):
+    """Another live process is writing this run folder."""
+
+
+@contextlib.contextmanager
+def folder_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` (holding our PID) while writing the folder; a lock left by a dead process is
+    taken over, one held by a live process is a :class:`RunFolderInUse` error naming it."""
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / ".lock"
+    for _ in range(2):
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = lock.read_text().strip()
+            if holder.isdigit() and _alive(int(holder)) and int(holder) != os.getpid():
+                raise RunFolderInUse(f"run folder {out} is in use by PID {holder}; wait for it, or use another --out")
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(str(os.getpid()))
+        break
+    else:
+        raise RunFolderInUse(f"could not lock run folder {out}; use another --out")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prepare_folder(out: Path, config: RunConfig, resume: bool) -> None:
+    """Make `out` safe to write for `config`: without `resume` every earlier file goes first (so an
+    interrupted restart never leaves old results beside a new config); with it, a checkpoint written under
+    other model-shaping settings is refused before anything is written. The finished marker is removed,
+    so the folder reads as unfinished until this run writes it again."""
+    if not resume:
+        for name in FOLDER_FILES:
+            (out / name).unlink(missing_ok=True)
+    checkpoint = out / "checkpoint.pt"
+    if checkpoint.exists():
+        saved = training.read_checkpoint(checkpoint).get("run")
+        training.refuse_other_settings(saved, model_settings(config), checkpoint, "run settings")
+    (out / "metrics.json").unlink(missing_ok=True)
+
+
+def run_experiment(config: RunConfig, resume: bool = True, progress: bool = True, on_epoch_end=None,
+                   run_data: RunData | None = None) -> Run:
+    """Train and evaluate one configuration into its run folder ``config.out`` and return the :class:`Run`
+    (model included). `on_epoch_end` is passed to :func:`ood_explain.training.train`. `run_data`: the data
+    of this config when the caller has loaded it already (:func:`load_data`).
+
+    The folder holds one configuration: a checkpoint of other settings is refused before anything is
+    written, ``--restart`` (resume=False) clears it first, two processes never write it at once, and
+    ``metrics.json`` is written last. Rank 0 does the evaluation; other ranks return None."""
     config = resolve(config)
     out = Path(config.out)
     rank, _ = world()
     seed_everything(config.seed)
     device = pick_device(config.device)
-    split, oe = load_split(config)
-    train_config = TrainConfig(
-        method=config.method, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-        alpha=config.alpha, warmup_epochs=config.warmup_epochs, seed=config.seed, precision=config.precision,
-        compile=config.compile, max_steps_per_epoch=config.max_steps_per_epoch,
-    )
-    model = build_model(config.arch, split.id_train.channels, *_normalization(config.dataset),
-                        with_classifier=config.method == "bce")
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        record = {"run": dataclasses.asdict(config), "train": dataclasses.asdict(train_config),
-                  "data": {"dataset": split.id_train.name, "id_train": len(split.id_train),
-                           "id_test": len(split.id_test), "ood_test": len(split.ood_test),
-                           "oe": oe.name if oe is not None else None, "oe_images": len(oe) if oe is not None else 0,
-                           **split.id_train.notes, **(oe.notes if oe is not None else {})}}
-        (out / "config.json").write_text(json.dumps(record, indent=2))
-    started = time.perf_counter()
-    history = train(
-        model, split.id_train.images.to(device), train_config,
-        oe_images=oe.images.to(device) if oe is not None else None,
-        checkpoint=out / "checkpoint.pt", resume=resume, progress=progress, on_epoch_end=on_epoch_end,
-    )
-    train_seconds = time.perf_counter() - started
-    if rank != 0:
-        barrier()  # wait for rank 0's evaluation, so every rank leaves with the run folder complete
-        return {}
-    metrics = evaluate(model, split, config, history, train_seconds, device)
+    run_data = run_data or load_data(config)
+    settings = train_config(config)
+    model = make_model(config, run_data.split.id_train.channels)
+    with folder_lock(out) if rank == 0 else contextlib.nullcontext():
+        if rank == 0:
+            prepare_folder(out, config, resume)
+            record = {"run": dataclasses.asdict(config), "train": dataclasses.asdict(settings),
+                      "data": run_data.record()}
+            (out / "config.json").write_text(json.dumps(record, indent=2))
+        started = time.perf_counter()
+        history = train(
+            model, run_data.split.id_train.images.to(device), settings,
+            oe_images=run_data.oe.images.to(device) if run_data.oe is not None else None,
+            checkpoint=out / "checkpoint.pt", resume=resume, progress=progress, on_epoch_end=on_epoch_end,
+            identity=model_settings(config),
+        )
+        train_seconds = time.perf_counter() - started
+        if rank != 0:
+            barrier()  # wait for rank 0's evaluation, so every rank leaves with the run folder complete
+            return None
+        started = time.perf_counter()
+        table = score_table(model, run_data.evaluation, config.method, config.views, config.seed, device,
+                            config.precision)
+        metrics = {**metrics_of(table, config.method), "train_seconds": round(train_seconds, 2),
+                   "eval_seconds": round(time.perf_counter() - started, 2), "epochs": len(history)}
+        run = Run(config, table, pd.DataFrame(history), metrics, run_data.record(), out, _model=model)
+        write_results_files(run, out)
     barrier()
-    return metrics
+    return run
 
 
-def _normalization(dataset: str) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
-    return data.NORMALIZATION.get(dataset, (None, None))
-
-
-def evaluate(model, split: data.Split, config: RunConfig, history: list[dict], train_seconds: float,
-             device: torch.device) -> dict:
-    """Score the ID and OOD test images, then write scores.csv, history.csv and metrics.json."""
-    out = Path(config.out)
-    started = time.perf_counter()
-    dtype = autocast_dtype(config.precision, device, model.is_resnet)
-    id_test = limit(split.id_test, config.test_limit, config.seed)
-    ood_test = limit(split.ood_test, config.test_limit, config.seed + 1)
-    train_sample = limit(split.id_train, config.train_eval_limit, config.seed + 2)
-
-    def features(imageset: data.ImageSet, views: int) -> scores.Features:
-        return scores.extract_features(model, imageset.images.to(device), views=views, seed=config.seed,
-                                       autocast=dtype)
-
-    train_features = features(train_sample, 0)
-    test_features = features(
-        data.ImageSet(torch.cat([id_test.images, ood_test.images]), torch.cat([id_test.labels, ood_test.labels]),
-                      id_test.classes, id_test.name), config.views)
-    per_sample = scores.all_scores(test_features, train_features)
-    is_id = np.concatenate([np.ones(len(id_test), bool), np.zeros(len(ood_test), bool)])
-    per_score = {name: ood_metrics(values[is_id], values[~is_id]) for name, values in per_sample.items()}
-    main = scores.main_score(config.method, per_sample)
-    table = pd.DataFrame({"is_id": is_id.astype(int),
-                          "label": torch.cat([id_test.labels, ood_test.labels]).numpy(), **per_sample})
-    table.to_csv(out / "scores.csv", index_label="index", float_format="%.6g")
-    pd.DataFrame(history).to_csv(out / "history.csv", index=False)
-    metrics = {"score": main, **per_score[main], "scores": per_score,
-               "train_seconds": round(train_seconds, 2), "eval_seconds": round(time.perf_counter() - started, 2),
-               "epochs": len(history)}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
-
-
-# ---------------------------------------------------------------------------------- sweeps and tables
-
-
-def class_count(dataset: str, root: str | None) -> int:
-    """Number of classes of a dataset (reads the test split)."""
-    return len(data.load_dataset(dataset, "test", root).classes)
-
-
-def sweep(base: RunConfig, methods: list[str], root: str | Path, classes: list[int] | None = None,
-          progress: bool = True) -> pd.DataFrame:
-    """Run every (method, class) of a protocol into ``root/<method>/class-<k>/``, skipping finished runs,
-    and write ``root/results.csv`` and ``root/results.md``. Returns the AUROC table (classes x methods).
-    Every configuration is validated before the first run starts."""
-    root = Path(root)
-    classes = classes if classes is not None else list(range(class_count(base.dataset, base.data_root)))
-    for method in methods:
-        resolve(dataclasses.replace(base, method=method))
-    for method in methods:
-        for k in classes:
-            out = root / method / f"class-{k}"
-            if (out / "metrics.json").exists():
-                continue
-            config = dataclasses.replace(base, method=method, normal_class=k, out=str(out))
-            metrics = run_experiment(config, progress=progress)
-            if metrics:
-                print(f"{method:>10} class {k}: AUROC {metrics['auroc']:.3f} ({metrics['score']}, "
-                      f"train {metrics['train_seconds']:.0f}s)", flush=True)
-    table = collect_results(root)
-    if world()[0] == 0:
-        write_results(table, root)
-    return table
-
-
-def collect_results(root: str | Path, metric: str = "auroc") -> pd.DataFrame:
-    """Read every ``*/class-*/metrics.json`` under `root` into a classes x methods table with a mean row."""
-    rows = []
-    for path in sorted(Path(root).glob("*/class-*/metrics.json")):
-        rows.append({"method": path.parent.parent.name, "class": int(path.parent.name.split("-")[1]),
-                     metric: json.loads(path.read_text())[metric]})
-    if not rows:
-        raise FileNotFoundError(f"no finished runs (*/class-*/metrics.json) under {root}")
-    table = pd.DataFrame(rows).pivot(index="class", columns="method", values=metric)
-    order = [m for m in METHODS if m in table.columns]
-    table = table[order]
-    table.loc["mean"] = table.mean()
-    return table
-
-
-def write_results(table: pd.DataFrame, root: str | Path, header: str = "") -> None:
-    """results.csv and results.md (AUROC in %, one decimal) in `root`."""
-    root = Path(root)
-    table.to_csv(root / "results.csv", float_format="%.4f")
-    percent = (table * 100).round(1)
-    (root / "results.md").write_text(header + percent.to_markdown() + "\n")
+def write_results_files(run: Run, out: Path) -> None:
+    """scores.csv and history.csv, then metrics.json (the finished marker) last."""
+    run.scores.to_csv(out / "scores.csv", index_label="index", float_format="%.6g")
+    run.history.to_csv(out / "history.csv", index=False)
+    (out / "metrics.json").write_text(json.dumps(run.metrics, indent=2))

@@ -12,14 +12,15 @@ name                formula                               note
 ``cosine_nn``       max_j cos(z_0, z_j^train)             similarity to the nearest training feature
 ``csi``             cosine_nn * ||z_0||                   CSI's product score
 ``knn``             -||h_0/|h_0| - nearest h^train/|h|||  kNN distance on backbone features
-``hsc``             -(sqrt(||z_0||^2 + 1) - 1)            HSC's score (normal = small norm)
-``bce``             classifier logit                      BCE's score
 ==================  ====================================  ====================================
+
+A method may add scores of its own (HSC's distance, BCE's logit): see :mod:`ood_explain.methods`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -27,11 +28,7 @@ import torch.nn.functional as F
 
 from . import augment
 from .augment import AugmentConfig
-from .losses import hsc_distance
 from .models import ContrastiveModel
-
-MAIN_SCORE = {"simclr": "norm_of_mean", "oecl": "norm_of_mean", "self-oecl": "norm_of_mean", "hsc": "hsc", "bce": "bce"}
-
 
 @dataclass
 class Features:
@@ -109,9 +106,11 @@ def knn_score(h: torch.Tensor, h_train: torch.Tensor, k: int = 1, chunk: int = 4
     return -torch.cat(distances)
 
 
-def all_scores(test: Features, train: Features | None = None) -> dict[str, np.ndarray]:
-    """Every applicable score for the test features; the nearest-neighbour scores need `train`."""
-    scores = {"norm": norm(test.z), "hsc": -hsc_distance(test.z)}
+def all_scores(test: Features, train: Features | None = None,
+               own_scores: Mapping[str, Callable[[Features], torch.Tensor]] | None = None) -> dict[str, np.ndarray]:
+    """Every applicable score of the test features, as float64 arrays (N,): the norm family, the
+    nearest-neighbour scores when `train` is given, and a method's `own_scores` (name -> function)."""
+    scores = {"norm": norm(test.z)}
     if test.z_views.shape[0] > 0:
         scores["norm_of_mean"] = norm_of_mean(test.z, test.z_views)
         scores["mean_sq_norm"] = mean_sq_norm(test.z, test.z_views)
@@ -119,13 +118,6 @@ def all_scores(test: Features, train: Features | None = None) -> dict[str, np.nd
         scores["cosine_nn"] = cosine_to_nearest(test.z, train.z)
         scores["csi"] = scores["cosine_nn"] * scores["norm"]
         scores["knn"] = knn_score(test.h, train.h)
-    if test.logit is not None:
-        scores["bce"] = test.logit
+    for name, function in (own_scores or {}).items():
+        scores[name] = function(test)
     return {name: value.double().numpy() for name, value in scores.items()}
-
-
-def main_score(method: str, available: dict[str, np.ndarray]) -> str:
-    """The score a method is judged by: the ensemble norm (the plain norm without random views) for the
-    contrastive methods, the method's own score for HSC and BCE."""
-    name = MAIN_SCORE[method]
-    return name if name in available else "norm"

@@ -7,14 +7,15 @@ same figures serve the notebooks, the widgets and ``ood-explain report``.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 from sklearn.metrics import roc_curve
 
+from .experiments import Run
 from .metrics import auroc
 
 ID_COLOR, OOD_COLOR, OE_COLOR = "#1f77b4", "#d62728", "#ff7f0e"
@@ -71,24 +72,6 @@ def norm_trajectory(histories: dict[str, pd.DataFrame], title: str = "Mean raw �
     return figure
 
 
-def load_run(run_dir: str | Path) -> tuple[dict, dict, pd.DataFrame, pd.DataFrame]:
-    """(config, metrics, per-sample scores, history) of a finished run folder."""
-    run_dir = Path(run_dir)
-    missing = [name for name in ("config.json", "metrics.json", "scores.csv", "history.csv")
-               if not (run_dir / name).exists()]
-    if missing:
-        raise FileNotFoundError(f"{run_dir} is not a finished run folder: missing {', '.join(missing)}")
-    return (json.loads((run_dir / "config.json").read_text()), json.loads((run_dir / "metrics.json").read_text()),
-            pd.read_csv(run_dir / "scores.csv"), pd.read_csv(run_dir / "history.csv"))
-
-
-def split_scores(table: pd.DataFrame, score: str) -> tuple[np.ndarray, np.ndarray]:
-    """(ID scores, OOD scores) of one score column of a scores.csv table."""
-    is_id = table["is_id"].to_numpy().astype(bool)
-    values = table[score].to_numpy()
-    return values[is_id], values[~is_id]
-
-
 def metrics_table(metrics: dict) -> pd.DataFrame:
     """One row per score with its four metrics."""
     return pd.DataFrame(metrics["scores"]).T.rename_axis("score")
@@ -110,44 +93,163 @@ def _figures_html(figures: list[go.Figure]) -> list[str]:
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write an HTML report of one run (default ``RUN_DIR/report.html``) and return its path."""
     run_dir = Path(run_dir)
-    config, metrics, table, history = load_run(run_dir)
-    run = config["run"]
-    main = metrics["score"]
-    label = f"{run['method']} on {config['data']['dataset']}, {run['protocol']} class {run['normal_class']}"
+    run = Run.load(run_dir)
+    main = run.metrics["score"]
+    label = (f"{run.method} on {run.data_record.get('dataset', run.config.dataset)}, {run.config.protocol} "
+             f"class {run.normal_class}, seed {run.config.seed}")
     figures = [
-        score_histogram(*split_scores(table, main), main, title=f"{run['method']}: {SCORE_LABELS.get(main, main)}"),
-        roc_figure({f"{run['method']} · {name}": split_scores(table, name) for name in metrics["scores"]}),
-        norm_trajectory({run["method"]: history}),
+        score_histogram(*run.split(main), main, title=f"{run.method}: {SCORE_LABELS.get(main, main)}"),
+        roc_figure({f"{run.method} · {name}": run.split(name) for name in run.metrics["scores"]}),
+        norm_trajectory({run.method: run.history}),
     ]
-    summary = (f"<p>{html.escape(label)}. OE: {html.escape(str(config['data'].get('oe')))}. "
-               f"Main score <b>{html.escape(main)}</b>: AUROC <b>{metrics['auroc']:.4f}</b>. "
-               f"Training {metrics['train_seconds']:.0f} s for {metrics['epochs']} epochs.</p>")
+    n_id, n_ood = (len(side) for side in run.split())
+    summary = (f"<p>{html.escape(label)}. OE: {html.escape(str(run.data_record.get('oe')))}. "
+               f"Main score <b>{html.escape(main)}</b>: AUROC <b>{run.metrics['auroc']:.4f}</b> on {n_id} ID + "
+               f"{n_ood} OOD test images. Training {run.metrics['train_seconds']:.0f} s for "
+               f"{run.metrics['epochs']} epochs.</p>")
     path = Path(out) if out else run_dir / "report.html"
-    path.write_text(_page(label, [summary, metrics_table(metrics).round(4).to_html()] + _figures_html(figures)))
+    path.write_text(_page(label, [summary, metrics_table(run.metrics).round(4).to_html()] + _figures_html(figures)))
     return path
 
 
 def write_comparison_report(root: str | Path, out: str | Path | None = None, title: str = "") -> Path:
-    """One HTML page for a sweep folder ``root/<method>/class-<k>/``: the AUROC table, and for the first
-    class the main-score histograms of every method, their ROC curves and their norm trajectories."""
+    """One HTML page for a sweep folder ``root/<method>/class-<k>/seed-<s>/``: the AUROC table, and for the
+    first class and seed the main-score histograms of every method, their ROC curves and norm trajectories."""
     root = Path(root)
-    runs = sorted(p.parent for p in root.glob("*/class-*/metrics.json"))
+    runs = [Run.load(p.parent) for p in sorted(root.glob("*/class-*/seed-*/metrics.json"))]
     if not runs:
         raise FileNotFoundError(f"no finished runs under {root}")
     results = root / "results.md"
     parts = [f"<h2>AUROC (%)</h2><pre>{html.escape(results.read_text())}</pre>" if results.exists() else ""]
-    first_class = min(int(p.name.split("-")[1]) for p in runs)
+    first_class = min(run.normal_class for run in runs)
+    first_seed = min(run.config.seed for run in runs)
     histograms, curves, histories = [], {}, {}
-    for run_dir in runs:
-        if int(run_dir.name.split("-")[1]) != first_class:
+    for run in runs:
+        if (run.normal_class, run.config.seed) != (first_class, first_seed):
             continue
-        config, metrics, table, history = load_run(run_dir)
-        method = config["run"]["method"]
-        scores_id, scores_ood = split_scores(table, metrics["score"])
-        histograms.append(score_histogram(scores_id, scores_ood, metrics["score"], title=f"{method}, class {first_class}:"))
-        curves[method] = (scores_id, scores_ood)
-        histories[method] = history
+        scores_id, scores_ood = run.split()
+        histograms.append(score_histogram(scores_id, scores_ood, run.metrics["score"],
+                                          title=f"{run.method}, class {first_class}, seed {first_seed}:"))
+        curves[run.method] = (scores_id, scores_ood)
+        histories[run.method] = run.history
     figures = histograms + [roc_figure(curves, f"ROC, class {first_class}, ID = positive"), norm_trajectory(histories)]
     path = Path(out) if out else root / "report.html"
     path.write_text(_page(title or f"ood-explain results: {root}", parts + _figures_html(figures)))
     return path
+
+
+# ------------------------------------------------------------------- figures of the notebooks
+
+
+def norm_trajectories(run: Run, score: str = "norm") -> pd.DataFrame:
+    """Per tracked epoch: mean of `score` (default ‖z‖) over ID and over OOD test images, and the AUROC."""
+    rows = []
+    for epoch, part in run.epochs_table().groupby("epoch"):
+        is_id = part["is_id"].to_numpy().astype(bool)
+        values = part[score].to_numpy()
+        rows.append({"epoch": epoch, "id_mean": values[is_id].mean(), "ood_mean": values[~is_id].mean(),
+                     "auroc": auroc(values[is_id], values[~is_id])})
+    return pd.DataFrame(rows)
+
+
+def direction_descent_figure(path: pd.DataFrame, target) -> go.Figure:
+    """Two panels: the path of z in the plane (with the target direction), and ‖z‖ per step."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("z during gradient descent", "‖z‖ per step"))
+    figure.add_trace(go.Scatter(x=path["x"], y=path["y"], mode="lines+markers", name="z (path)"), 1, 1)
+    scale = float(path["norm"].max()) * 1.1
+    t = np.asarray(target, dtype=float)
+    t = t / np.linalg.norm(t) * scale
+    figure.add_trace(go.Scatter(x=[0, t[0]], y=[0, t[1]], mode="lines", name="target direction",
+                                line=dict(dash="dash", color="gray")), 1, 1)
+    figure.add_trace(go.Scatter(x=path["step"], y=path["norm"], mode="lines+markers", name="‖z‖"), 1, 2)
+    figure.update_xaxes(title_text="z₁", row=1, col=1)
+    figure.update_yaxes(title_text="z₂", row=1, col=1, scaleanchor="x", scaleratio=1)
+    figure.update_xaxes(title_text="gradient step", row=1, col=2)
+    figure.update_yaxes(title_text="‖z‖", row=1, col=2)
+    figure.update_layout(title="A loss that only sees the direction of z still makes ‖z‖ grow",
+                         legend_title="curve", height=420)
+    return figure
+
+
+def nt_xent_descent_figure(table: pd.DataFrame) -> go.Figure:
+    """Mean ‖z‖ per gradient step on NT-Xent, one line per step size."""
+    figure = go.Figure()
+    for lr, part in table.groupby("lr"):
+        figure.add_trace(go.Scatter(x=part["step"], y=part["mean_norm"], mode="lines", name=f"step size {lr:g}"))
+    figure.update_layout(title="NT-Xent on free features: the mean ‖z‖ only grows", xaxis_title="gradient step",
+                         yaxis_title="mean ‖z‖ over the batch", legend_title="step size", height=380)
+    return figure
+
+
+def temperature_figure(temperatures=(0.1, 0.2, 0.5, 1.0), negatives: int = 14) -> go.Figure:
+    """NT-Xent of one anchor as a function of its positive's cosine similarity, with `negatives`
+    negatives at cosine 0 (left), and the softmax weight of a hard negative at cosine 0.8 (right)."""
+    s = np.linspace(-1, 1, 101)
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("loss of one anchor", "weight of a hard negative"))
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+    for i, tau in enumerate(temperatures):
+        color = palette[i % len(palette)]
+        loss = -s / tau + np.log(np.exp(s / tau) + negatives * np.exp(0.0))
+        figure.add_trace(go.Scatter(x=s, y=loss, mode="lines", name=f"τ = {tau:g}", legendgroup=str(tau),
+                                    line=dict(color=color)), 1, 1)
+        hard = np.exp(0.8 / tau) / (np.exp(s / tau) + np.exp(0.8 / tau) + (negatives - 1))
+        figure.add_trace(go.Scatter(x=s, y=hard, mode="lines", name=f"τ = {tau:g}", legendgroup=str(tau),
+                                    line=dict(color=color), showlegend=False), 1, 2)
+    figure.update_xaxes(title_text="cosine similarity to the positive", row=1, col=1)
+    figure.update_xaxes(title_text="cosine similarity to the positive", row=1, col=2)
+    figure.update_yaxes(title_text="ℓ_i", row=1, col=1)
+    figure.update_yaxes(title_text="softmax weight of the hard negative", row=1, col=2)
+    figure.update_layout(title="Temperature: small τ sharpens the softmax and focuses on hard negatives",
+                         legend_title="temperature", height=400)
+    return figure
+
+
+def score_histograms(runs: list[Run], score: str = "norm", title: str = "") -> go.Figure:
+    """One panel per run: histograms of `score` for ID and OOD test images, AUROC in each panel title."""
+    titles = [f"{run.label}, class {run.normal_class}: AUROC {auroc(*run.split(score)):.3f}" for run in runs]
+    figure = make_subplots(rows=1, cols=len(runs), subplot_titles=titles)
+    for col, run in enumerate(runs, start=1):
+        for values, name, color in zip(run.split(score), ("ID test", "OOD test"), (ID_COLOR, OOD_COLOR)):
+            figure.add_trace(go.Histogram(x=values, name=name, marker_color=color, opacity=0.6, nbinsx=40,
+                                          histnorm="probability density", legendgroup=name,
+                                          showlegend=col == 1), 1, col)
+        figure.update_xaxes(title_text=SCORE_LABELS.get(score, score), row=1, col=col)
+    figure.update_yaxes(title_text="density", row=1, col=1)
+    figure.update_layout(barmode="overlay", title=title or f"{SCORE_LABELS.get(score, score)}: ID vs OOD test images",
+                         legend_title="test set", height=400)
+    return figure
+
+
+def trajectory_figure(runs: list[Run], score: str = "norm") -> go.Figure:
+    """Mean `score` (default ‖z‖) of ID and OOD test images per tracked epoch, one colour per run
+    (ID solid, OOD dashed); the AUROC per epoch in a second panel."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("mean ‖z‖ of test images", "AUROC of ‖z‖"))
+    palette = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+    for i, run in enumerate(runs):
+        color = palette[i % len(palette)]
+        table = norm_trajectories(run, score)
+        figure.add_trace(go.Scatter(x=table["epoch"], y=table["id_mean"], mode="lines+markers", line=dict(color=color),
+                                    name=f"{run.label}: ID test"), 1, 1)
+        figure.add_trace(go.Scatter(x=table["epoch"], y=table["ood_mean"], mode="lines+markers",
+                                    line=dict(color=color, dash="dash"), name=f"{run.label}: OOD test"), 1, 1)
+        figure.add_trace(go.Scatter(x=table["epoch"], y=table["auroc"], mode="lines+markers", line=dict(color=color),
+                                    name=f"{run.label}: AUROC", showlegend=True), 1, 2)
+    figure.add_hline(y=0.5, line_dash="dot", line_color="gray", row=1, col=2)
+    figure.update_xaxes(title_text="epoch")
+    figure.update_yaxes(title_text="mean ‖z‖", row=1, col=1)
+    figure.update_yaxes(title_text="AUROC (ID = positive)", row=1, col=2, range=[0, 1.02])
+    figure.update_layout(title="‖z‖ of ID and OOD test images during training", legend_title="run: test set",
+                         height=420)
+    return figure
+
+
+def auroc_bars(table: pd.DataFrame, title: str = "AUROC per class", value_name: str = "AUROC (%)") -> go.Figure:
+    """Grouped bars from a table (rows: groups on the x axis, columns: bars), with the chance line."""
+    figure = go.Figure()
+    for column in table.columns:
+        figure.add_trace(go.Bar(x=[str(i) for i in table.index], y=table[column], name=str(column)))
+    chance = 50 if "%" in value_name else 0.5
+    figure.add_hline(y=chance, line_dash="dot", line_color="gray", annotation_text="chance")
+    figure.update_layout(barmode="group", title=title, xaxis_title=table.index.name or "",
+                         yaxis_title=value_name, legend_title=table.columns.name or "", height=400)
+    return figure

@@ -28,6 +28,7 @@ from PIL import Image
 
 from . import augment
 from .augment import AugmentConfig
+from .experiments import evaluation_sets, id_and_ood, load_data
 from .metrics import auroc
 from .viz import ID_COLOR, OE_COLOR, OOD_COLOR, SCORE_LABELS
 
@@ -292,10 +293,8 @@ class NormDashboard:
     def scores_at(self, epoch: int | None = None, score: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(ID, OOD) values of the selected score at the selected epoch."""
         table = self.table()
-        part = table[table["epoch"] == (epoch or self.epoch_control.value)]
-        is_id = part["is_id"].to_numpy().astype(bool)
-        values = part[score or self.score_control.value].to_numpy()
-        return values[is_id], values[~is_id]
+        return id_and_ood(table[table["epoch"] == (epoch or self.epoch_control.value)],
+                          score or self.score_control.value)
 
     def update(self, change=None) -> None:
         """Redraw both figures and the AUROC line for the current selection."""
@@ -314,10 +313,7 @@ class NormDashboard:
             self.histogram.layout.xaxis.title.text = label
             self.histogram.layout.title.text = f"{self.method_control.value}, class {self.class_control.value}, epoch {epoch}: AUROC {value:.3f}"
         table = self.table()
-        per_epoch = []
-        for e, part in table.groupby("epoch"):
-            is_id = part["is_id"].to_numpy().astype(bool)
-            per_epoch.append((int(e), auroc(part[score].to_numpy()[is_id], part[score].to_numpy()[~is_id])))
+        per_epoch = [(int(e), auroc(*id_and_ood(part, score))) for e, part in table.groupby("epoch")]
         with self.curve.batch_update():
             self.curve.data[0].x = [e for e, _ in per_epoch]
             self.curve.data[0].y = [a for _, a in per_epoch]
@@ -389,16 +385,9 @@ class UmapExplorer:
     def from_run(cls, run, per_side: int = 300, **kwargs) -> UmapExplorer:
         """An explorer of a finished :class:`ood_explain.notebook.Run`: its model and `per_side` ID and
         OOD test images (seeded subsets, the same ones the run's tracked epochs use)."""
-        from . import data
-        from .experiments import limit
-
-        config = run.run_config()
-        train = data.load_dataset(config.dataset, "train", config.data_root, image_size=config.image_size)
-        test = data.load_dataset(config.dataset, "test", config.data_root, image_size=config.image_size)
-        split = data.make_split(train, test, config.protocol, config.normal_class)
-        id_test = limit(split.id_test, per_side, config.seed)
-        ood_test = limit(split.ood_test, per_side, config.seed + 1)
-        return cls(run.model(), id_test.images, ood_test.images, id_test.labels, ood_test.labels, **kwargs)
+        evaluation = evaluation_sets(load_data(run.config).split, per_side, 0, run.config.seed)
+        id_test, ood_test = evaluation.id_test, evaluation.ood_test
+        return cls(run.model, id_test.images, ood_test.images, id_test.labels, ood_test.labels, **kwargs)
 
     def embedding(self, space: str) -> np.ndarray:
         """The 2-D UMAP embedding of one feature space (computed once, then cached)."""

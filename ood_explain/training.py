@@ -1,0 +1,338 @@
+"""The training step and the training loop, one each, for every method of :mod:`ood_explain.methods`.
+
+Images stay on the compute device as uint8; each step indexes a batch, makes the views there
+(:mod:`ood_explain.augment`), and runs ID and OE views through the network in ONE forward pass, so
+BatchNorm normalizes over the mixed batch as in the paper. Checkpoints are written atomically after
+every epoch and hold everything needed to resume (model, optimizer, cosine schedule, RNG states,
+history).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+from . import augment, distributed, methods
+from .augment import AugmentConfig
+from .distributed import world
+from .methods import Forward, Method
+from .models import ContrastiveModel
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the last good checkpoint is left untouched."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings. Defaults are the official code's (plain SGD, cosine schedule to 0).
+
+    batch_size counts ID images per step and process; self-OECL turns each into two instances
+    (0 and 90 degrees) and two OE rotations (180 and 270 degrees). warmup_epochs: alpha is 0 for the
+    first epochs (the paper: 50 of 1000), while OE images still go through the network.
+    """
+
+    method: str = methods.OECL.name
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    temperature: float = 0.5
+    alpha: float = 1.0
+    warmup_epochs: int = 0
+    seed: int = 0
+    precision: str = "auto"  # "auto", "fp32" or "bf16"
+    channels_last: bool = True
+    compile: bool = False
+    max_steps_per_epoch: int | None = None
+    log_every: int = 20
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        method = methods.get(self.method)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()})
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {self.epochs} and {self.batch_size}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if method.oe_norm_term and self.alpha and self.warmup_epochs >= self.epochs:
+            raise ValueError(f"{self.warmup_epochs} warm-up epochs of {self.epochs}: the OE term (alpha) would "
+                             f"never be used; lower --warmup-epochs below --epochs")
+
+
+def unwrap(model: torch.nn.Module) -> ContrastiveModel:
+    """The ContrastiveModel inside DistributedDataParallel and/or torch.compile wrappers."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return model
+
+
+def cpu_has_amx() -> bool:
+    """True when the CPU has AMX tiles, which make bf16 convolutions fast in oneDNN."""
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check and check())
+
+
+def autocast_dtype(precision: str, device: torch.device, arch_is_resnet: bool) -> torch.dtype | None:
+    """bf16 where it helps: always on CUDA; on CPU only for ResNets and only with AMX. Without AMX bf16 is
+    slower on CPU (measured on a Xeon with AVX512-BF16 but no AMX, torch 2.14: a 3x3 conv forward+backward
+    1.7x slower, a ResNet-18 training step 1.2-1.3x slower, the small CNN slower too). None means fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16" or device.type == "cuda" or (arch_is_resnet and device.type == "cpu" and cpu_has_amx()):
+        return torch.bfloat16
+    return None
+
+
+class TrainingStep:
+    """The one training step every caller runs (:func:`train`, the benchmark, the tests): build the views of a
+    batch, forward ID and OE rows together, the method's loss, backward, SGD. No host-device sync inside.
+
+    Built by :func:`make_training_step`. ``step(id_batch, oe_batch, alpha)`` returns the detached (3,)
+    tensor [loss, mean ||z|| of ID rows, mean ||z|| of OE rows (NaN without OE rows)] on the device.
+    """
+
+    def __init__(self, model: ContrastiveModel, forward_model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 method: Method, config: TrainConfig, generator: torch.Generator, dtype: torch.dtype | None,
+                 memory_format: torch.memory_format) -> None:
+        self.model, self.forward_model, self.optimizer = model, forward_model, optimizer
+        self.method, self.config, self.generator = method, config, generator
+        self.dtype, self.memory_format = dtype, memory_format
+
+    def views(self, id_batch: torch.Tensor, oe_batch: torch.Tensor | None) -> tuple[torch.Tensor, int]:
+        """The method's batch of views (R, C, H, W) in the model's memory format, and its ID row count."""
+        x, n_id = self.method.make_views(id_batch, oe_batch, self.config.augment, self.generator)
+        return x.contiguous(memory_format=self.memory_format), n_id
+
+    def update(self, x: torch.Tensor, n_id: int, alpha: float) -> torch.Tensor:
+        """Forward x once, the loss, backward and an optimizer step; returns [loss, id_norm, oe_norm]."""
+        with torch.autocast(x.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            h, z = self.forward_model(x)
+            logit = unwrap(self.forward_model).logit(h) if self.method.classifier else None
+            forward = Forward(h, z, n_id, logit)
+            loss = self.method.loss(forward, alpha, self.config.temperature)
+        with torch.no_grad():
+            id_norm = forward.z_id.float().norm(dim=1).mean()
+            oe_norm = forward.z_oe.float().norm(dim=1).mean() if n_id < len(z) else torch.full_like(id_norm, float("nan"))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return torch.stack([loss.detach().float(), id_norm, oe_norm])
+
+    def __call__(self, id_batch: torch.Tensor, oe_batch: torch.Tensor | None, alpha: float) -> torch.Tensor:
+        return self.update(*self.views(id_batch, oe_batch), alpha)
+
+
+def make_training_step(model: ContrastiveModel, config: TrainConfig, device: torch.device) -> TrainingStep:
+    """Move `model` to `device` in the training memory format, convert BatchNorm and wrap it in DDP when
+    several processes run, optionally compile it, and build the optimizer and the augmentation generator."""
+    method = methods.get(config.method)
+    rank, world_size = world()
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model.to(device=device, memory_format=memory_format)
+    if world_size > 1:  # BatchNorm over the global batch: SyncBatchNorm on CUDA, GlobalBatchNorm on CPU
+        distributed.convert_batchnorm(model, device)
+    compiled = torch.compile(model) if config.compile else model
+    forward_model = distributed.wrap_model(compiled, device, unused=method.unused_modules)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    generator = augment.make_generator(config.seed * 1000 + rank, device)
+    dtype = autocast_dtype(config.precision, device, model.is_resnet)
+    return TrainingStep(model, forward_model, optimizer, method, config, generator, dtype, memory_format)
+
+
+def batches(id_images: torch.Tensor, oe_images: torch.Tensor | None, batch_size: int, steps: int, epoch: int,
+            seed: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """The (ID batch, OE batch or None) pairs of one epoch on the images' device.
+
+    The ID order is one permutation per (seed, epoch), the same on every process; process r takes slice r
+    of each global batch (DistributedSampler + set_epoch, without a sampler). OE images are drawn with
+    replacement from `generator`, B per step.
+    """
+    rank, world_size = world()
+    device = id_images.device
+    order = torch.randperm(len(id_images), generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).to(device)
+    for step in range(steps):
+        first = (step * world_size + rank) * batch_size
+        oe_batch = None
+        if oe_images is not None:
+            oe_batch = oe_images[torch.randint(len(oe_images), (batch_size,), generator=generator, device=device)]
+        yield id_images[order[first : first + batch_size]], oe_batch
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write `state` to `path` atomically (temporary file, then rename): a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+class UnreadableCheckpointError(ValueError):
+    """A checkpoint file is truncated, empty or not ours."""
+
+
+def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict:
+    """Load a checkpoint written by :func:`train` (``weights_only=True``: tensors and plain data only). A
+    truncated, empty or foreign file is an :class:`UnreadableCheckpointError` naming the file and --restart."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # torch raises several types for damaged files (RuntimeError, EOFError, pickle)
+        raise UnreadableCheckpointError(f"checkpoint {path} is unreadable ({type(error).__name__}); delete it or "
+                                        "use --restart to train from scratch") from error
+    if not isinstance(state, dict) or not {"model", "config", "epoch"} <= set(state):
+        raise UnreadableCheckpointError(f"{path} is not an ood-explain checkpoint; delete it or use --restart")
+    return state
+
+
+def read_checkpoint(path: Path) -> dict:
+    """The checkpoint on the CPU (for checking its settings before a run writes anything)."""
+    return load_checkpoint(path, "cpu")
+
+
+def _config_dict(config: TrainConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+# Settings that shape the training trajectory: a checkpoint resumes only under the same values.
+TRAJECTORY_KEYS = ("method", "epochs", "batch_size", "lr", "momentum", "weight_decay", "temperature", "alpha",
+                   "warmup_epochs", "seed", "max_steps_per_epoch", "augment")
+
+
+def refuse_other_settings(saved: dict | None, current: dict, checkpoint: Path, what: str = "settings") -> None:
+    """Raise when `saved` (the checkpoint's record) differs from `current` in any key of `current`: the
+    error names each differing setting and the two ways out. A checkpoint without the record is refused."""
+    if saved is None:
+        raise ValueError(f"cannot resume {checkpoint}: it does not record its {what} (an older version wrote it). "
+                         "Use a new --out folder, or --restart to train from scratch.")
+    saved, current = json.loads(json.dumps(saved)), json.loads(json.dumps(current))
+    differing = [f"{key}: {saved.get(key)!r} in the checkpoint, {value!r} now"
+                 for key, value in current.items() if saved.get(key) != value]
+    if differing:
+        raise ValueError(f"cannot resume {checkpoint}: it was written with other settings ("
+                         + "; ".join(differing) + "). Use a new --out folder, or --restart to train from scratch.")
+
+
+def check_same_run(saved: dict, config: TrainConfig, checkpoint: Path) -> None:
+    """Refuse to resume a checkpoint written under different training settings (e.g. another method in the
+    same --out folder)."""
+    current = _config_dict(config)
+    refuse_other_settings(saved, {key: current[key] for key in TRAJECTORY_KEYS}, checkpoint)
+
+
+def train(
+    model: ContrastiveModel,
+    id_images: torch.Tensor,
+    config: TrainConfig,
+    oe_images: torch.Tensor | None = None,
+    checkpoint: Path | str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch_end=None,
+    identity: dict | None = None,
+) -> list[dict]:
+    """Train `model` in place and return the per-epoch history.
+
+    `on_epoch_end(epoch, model, row)`, if given, is called on rank 0 after every epoch (before the
+    checkpoint is written) with the 1-based epoch, the model and that epoch's history row; the notebooks
+    use it to score the test set epoch by epoch. The next epoch puts the model back in train mode.
+
+    Args:
+        id_images: uint8 (N, C, H, W) ID training images, already on the compute device.
+        oe_images: uint8 (M, C, H, W) OE images on the same device (methods with external OE); None otherwise.
+        checkpoint: file written atomically after every epoch; with `resume`, training continues from
+            it (epoch, optimizer, schedule and RNG states restored).
+        identity: further settings the checkpoint records and a resume must match (a run's dataset,
+            class, architecture...: :func:`ood_explain.experiments.model_settings`).
+
+    History rows: epoch, loss, id_norm, oe_norm (mean raw ||z|| of ID and OE views), alpha, lr, seconds.
+    Raises :class:`NonFiniteLossError` if the loss becomes NaN/inf (the checkpoint keeps the last good
+    epoch).
+    """
+    method = methods.get(config.method)
+    if method.external_oe and (oe_images is None or len(oe_images) == 0):
+        raise ValueError(f"method {method.name!r} needs OE images (pass --oe SOURCE)")
+    device = id_images.device
+    rank, world_size = world()
+    steps = len(id_images) // (config.batch_size * world_size)
+    if steps == 0:
+        raise ValueError(
+            f"{len(id_images)} ID training images are fewer than one batch of {config.batch_size} x "
+            f"{world_size} process(es); lower the batch size"
+        )
+    steps = min(steps, config.max_steps_per_epoch or steps)
+    step = make_training_step(model, config, device)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(step.optimizer, T_max=config.epochs)
+    history: list[dict] = []
+    start_epoch = 0
+    checkpoint = Path(checkpoint) if checkpoint else None
+    if resume and checkpoint and checkpoint.exists():
+        state = load_checkpoint(checkpoint, device)
+        check_same_run(state["config"], config, checkpoint)
+        if identity is not None:
+            refuse_other_settings(state.get("run"), identity, checkpoint, "run settings")
+        model.load_state_dict(state["model"])
+        step.optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step.generator.set_state(state["generator"].cpu())
+        history, start_epoch = list(state["history"]), int(state["epoch"])
+
+    bar = tqdm(total=steps * (config.epochs - start_epoch), desc=method.name, disable=not progress or rank != 0,
+               leave=False, unit="step")
+    oe_for_batches = oe_images if method.external_oe else None
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        alpha = 0.0 if epoch < config.warmup_epochs else config.alpha
+        model.train()
+        sums = torch.zeros(3, device=device)
+        for index, (id_batch, oe_batch) in enumerate(
+                batches(id_images, oe_for_batches, config.batch_size, steps, epoch, config.seed, step.generator)):
+            sums += step(id_batch, oe_batch, alpha)
+            bar.update(1)
+            if (index + 1) % config.log_every == 0 or index + 1 == steps:
+                means = (sums / (index + 1)).tolist()  # the only host sync, every log_every steps
+                if not math.isfinite(means[0]):
+                    bar.close()
+                    raise NonFiniteLossError(
+                        f"the {method.name} loss became {means[0]} in epoch {epoch + 1}, step {index + 1}; "
+                        f"stopped without saving, the checkpoint {checkpoint} keeps epoch {epoch}. "
+                        f"Try a lower learning rate (now {config.lr})."
+                    )
+                shown = dict(epoch=epoch + 1, loss=f"{means[0]:.3f}", id_norm=f"{means[1]:.2f}")
+                if math.isfinite(means[2]):  # no OE rows (SimCLR): no OE norm to show
+                    shown["oe_norm"] = f"{means[2]:.2f}"
+                bar.set_postfix(shown)
+        loss_mean, id_mean, oe_mean = (distributed.all_mean(sums) / steps).tolist()  # means over all ranks
+        history.append({
+            "epoch": epoch + 1, "loss": loss_mean, "id_norm": id_mean, "oe_norm": oe_mean, "alpha": alpha,
+            "lr": step.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started,
+        })
+        scheduler.step()
+        if on_epoch_end is not None and rank == 0:
+            on_epoch_end(epoch + 1, model, history[-1])
+        if checkpoint and rank == 0:
+            save_checkpoint(checkpoint, {
+                "model": model.state_dict(), "optimizer": step.optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "generator": step.generator.get_state(),
+                "epoch": epoch + 1, "history": history, "config": _config_dict(config), "run": identity,
+            })
+    bar.close()
+    return history
