@@ -5,7 +5,7 @@ LOCAL_RANK, MASTER_ADDR and MASTER_PORT in the environment. :func:`setup` turns 
 (NCCL on CUDA, gloo on CPU) and picks the local GPU; :func:`cleanup` destroys it. Without those variables
 (or with WORLD_SIZE=1) both do nothing, so the same code runs as one ordinary process.
 
-How a step stays equal to a single-process step on the same global batch (method.md section 8):
+How a step stays equal to a single-process step on the same global batch:
 
 * Data: every process draws the same permutation of the ID images per epoch, seeded by (seed, epoch),
   and takes its own slice of each global batch: step s of rank r uses positions

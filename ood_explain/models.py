@@ -112,6 +112,9 @@ class ContrastiveModel(nn.Module):
     ``forward(x)`` takes (B, C, H, W) floats in [0, 1] and returns ``(h, z)``: backbone features h (B, F)
     and raw contrastive features z = p(g(x)) (B, out_dim). ``logit(h)`` is the (B,) output of the
     optional binary normal-vs-OE classifier used by the BCE baseline.
+
+    `encoder`: any module mapping normalized images (B, C, H, W) to features (B, F); F is `feature_dim`, or
+    the encoder's ``feature_dim`` attribute. mean/std: per-channel input normalization on the [0, 1] scale.
     """
 
     def __init__(
@@ -121,13 +124,18 @@ class ContrastiveModel(nn.Module):
         std: tuple[float, ...],
         out_dim: int = 128,
         with_classifier: bool = False,
+        feature_dim: int | None = None,
     ) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+        feature_dim = feature_dim or getattr(encoder, "feature_dim", None)
+        if not feature_dim:
+            raise ValueError("pass feature_dim=F (the size of the encoder's output features), or give the encoder "
+                             "a feature_dim attribute")
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         self.encoder = encoder
-        self.head = projection_head(encoder.feature_dim, out_dim)
-        self.classifier = nn.Linear(encoder.feature_dim, 1) if with_classifier else None
+        self.head = projection_head(feature_dim, out_dim)
+        self.classifier = nn.Linear(feature_dim, 1) if with_classifier else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder((x - self.mean) / self.std)
@@ -153,7 +161,8 @@ def build_model(
 ) -> ContrastiveModel:
     """Build a :class:`ContrastiveModel` by architecture name (one of :data:`ARCHITECTURES`).
 
-    mean/std (one value per channel, on the [0, 1] scale) default to 0.5, i.e. inputs mapped to [-1, 1].
+    mean/std (one value per channel, on the [0, 1] scale) default to 0.5, i.e. inputs mapped to [-1, 1]. A
+    run's model, with its dataset's normalization, comes from :func:`ood_explain.experiments.make_model`.
     """
     encoders = {"small-cnn": SmallCNN, "resnet18-cifar": CifarResNet18, "resnet18": imagenet_resnet18}
     if arch not in encoders:

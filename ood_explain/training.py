@@ -272,11 +272,14 @@ def train(
         raise ValueError(f"method {method.name!r} needs OE images (pass --oe SOURCE)")
     device = id_images.device
     rank, world_size = world()
+    if len(id_images) < 2 * world_size:
+        raise ValueError(f"{len(id_images)} ID training image(s): a contrastive batch needs at least 2 per process; "
+                         "pick a class with more training images")
     steps = len(id_images) // (config.batch_size * world_size)
     if steps == 0:
         raise ValueError(
             f"{len(id_images)} ID training images are fewer than one batch of {config.batch_size} x "
-            f"{world_size} process(es); lower the batch size"
+            f"{world_size} process(es); lower the batch size (--batch-size {len(id_images) // world_size} or less)"
         )
     steps = min(steps, config.max_steps_per_epoch or steps)
     step = make_training_step(model, config, device)
@@ -311,10 +314,11 @@ def train(
                 means = (sums / (index + 1)).tolist()  # the only host sync, every log_every steps
                 if not math.isfinite(means[0]):
                     bar.close()
+                    kept = (f"the checkpoint {checkpoint} keeps epoch {epoch}" if checkpoint and epoch > 0
+                            else "no checkpoint was written")
                     raise NonFiniteLossError(
                         f"the {method.name} loss became {means[0]} in epoch {epoch + 1}, step {index + 1}; "
-                        f"stopped without saving, the checkpoint {checkpoint} keeps epoch {epoch}. "
-                        f"Try a lower learning rate (now {config.lr})."
+                        f"stopped without saving ({kept}). Try a lower learning rate (now {config.lr})."
                     )
                 shown = dict(epoch=epoch + 1, loss=f"{means[0]:.3f}", id_norm=f"{means[1]:.2f}")
                 if math.isfinite(means[2]):  # no OE rows (SimCLR): no OE norm to show

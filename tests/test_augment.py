@@ -1,4 +1,4 @@
-"""Batched SimCLR augmentations (method.md section 4.3) and the rotations of self-OECL (section 2.4)."""
+"""Batched SimCLR augmentations and the rotations of self-OECL (section 2.4)."""
 
 from __future__ import annotations
 

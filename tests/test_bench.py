@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ood_explain import augment, bench, cli, models, scores
-from ood_explain import train as train_module
-from ood_explain.train import TrainConfig, autocast_dtype, make_views, step_loss, train
+from ood_explain import augment, bench, cli, methods, models, scores
+from ood_explain import training as train_module
+from ood_explain.training import TrainConfig, autocast_dtype, batches, make_training_step, train
 
 CPU = torch.device("cpu")
 
@@ -225,30 +225,35 @@ class RecordOps(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("method", ["oecl", "self-oecl", "simclr", "hsc", "bce"])
+@pytest.mark.parametrize("method", methods.names())
 def test_training_step_has_no_op_that_synchronises_a_gpu(method) -> None:
-    """The step of train.train (views, forward, loss, backward, SGD, running sums) recorded on CPU: no
+    """The one training step that train() and the benchmark run (batch, views, forward, loss, backward,
+    SGD, running sums), recorded on CPU in the GPU configuration (bf16 autocast, channels_last): no
     .item(), torch.tensor(list), linalg.inv or boolean indexing, each a host-device sync on CUDA."""
     torch.manual_seed(0)
-    model = models.build_model("small-cnn", 3, with_classifier=method == "bce")
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
-    oe = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
-    generator = augment.make_generator(0)
+    record = methods.get(method)
+    model = models.build_model("small-cnn", 3, with_classifier=record.classifier)
+    step = make_training_step(model, TrainConfig(method=method, batch_size=8, precision="bf16"), CPU)
+    images = torch.randint(0, 256, (16, 3, 16, 16), dtype=torch.uint8)
+    oe = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8) if record.external_oe else None
     sums = torch.zeros(3)
-
-    def step() -> None:
-        nonlocal sums
-        x, n_id = make_views(images, oe, method, augment.AugmentConfig(), generator)
-        x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss, id_norm, oe_norm = step_loss(model, x, n_id, method, 1.0, 0.5)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        sums = sums + torch.stack([loss.detach().float(), id_norm, oe_norm])
-
-    step()  # first call: device constants are created once
+    for id_batch, oe_batch in batches(images, oe, 8, 1, 0, 0, step.generator):  # first call: device constants
+        sums += step(id_batch, oe_batch, 1.0)
     with RecordOps() as recorder:
-        step()
+        for id_batch, oe_batch in batches(images, oe, 8, 2, 1, 0, step.generator):
+            sums += step(id_batch, oe_batch, 1.0)
     assert recorder.syncing == []
+
+
+def test_the_benchmark_runs_the_training_step_of_train(monkeypatch) -> None:
+    calls = []
+    real_update = train_module.TrainingStep.update
+
+    def counting_update(self, x, n_id, alpha):
+        calls.append(len(x))
+        return real_update(self, x, n_id, alpha)
+
+    monkeypatch.setattr(train_module.TrainingStep, "update", counting_update)
+    ours = bench.OurPipeline("small-cnn", tiny_images(), CPU, batch_size=8)
+    ours.run(warmup=1, steps=2)
+    assert calls == [16, 16, 16]  # 2 views of 8 images per step, through the same update as train()

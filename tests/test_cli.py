@@ -117,27 +117,36 @@ def test_sweep_writes_results_with_a_mean_row(tmp_path, capsys):
     code = cli.main(["sweep", "--dataset", "digits", "--methods", "simclr,self-oecl", "--classes", "0,1", *SMALL,
                      "--out", str(root)])
     assert code == 0
-    table = pd.read_csv(root / "results.csv", index_col=0)
-    assert list(table.index) == ["0", "1", "mean"] and list(table.columns) == ["simclr", "self-oecl"]
-    # results.csv keeps 4 decimals, so the mean of the rounded rows matches to 1e-4.
-    assert table.loc["mean"].tolist() == pytest.approx(table.loc[["0", "1"]].mean().tolist(), abs=1.01e-4)
-    assert ((table >= 0) & (table <= 1)).all().all()
+    runs = pd.read_csv(root / "results.csv")
+    assert len(runs) == 4 and set(runs["method"]) == {"simclr", "self-oecl"} and set(runs["class"]) == {0, 1}
+    assert ((runs["auroc"] >= 0) & (runs["auroc"] <= 1)).all()
     markdown = (root / "results.md").read_text()
-    assert "mean" in markdown and "simclr" in markdown and "self-oecl" in markdown
+    assert "| mean " in markdown and "simclr" in markdown and "self-oecl" in markdown
     for method in ("simclr", "self-oecl"):
         for k in (0, 1):
-            assert (root / method / f"class-{k}" / "metrics.json").is_file()
+            assert (root / method / f"class-{k}" / "seed-0" / "metrics.json").is_file()
     assert "results:" in capsys.readouterr().out
+
+
+def test_run_with_seeds_prints_mean_and_std(tmp_path, capsys):
+    out = tmp_path / "seeds"
+    code = cli.main(["run", "--dataset", "digits", "--method", "simclr", *SMALL, "--seeds", "2", "--jobs", "2",
+                     "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and "seed 0: AUROC" in printed and "seed 1: AUROC" in printed
+    assert "2 seed(s): AUROC" in printed and "(sample std)" in printed
+    assert all((out / f"seed-{s}" / "metrics.json").is_file() for s in (0, 1))
 
 
 def test_quickstart_smoke(tmp_path):
     out = tmp_path / "quick"
-    report = quickstart(out, classes=[0], preset="smoke", progress=False)
+    report = quickstart(out, classes=[0], preset="smoke", progress=False, seeds=1)
     assert report == out / "report.html" and report.is_file()
     page = report.read_text()
     # One histogram per method, the ROC curves and the norm trajectories.
     assert page.count('class="plotly-graph-div"') == 5
-    table = pd.read_csv(out / "results.csv", index_col=0)
-    assert sorted(table.columns) == ["oecl", "self-oecl", "simclr"] and list(table.index) == ["0", "mean"]
-    oecl = json.loads((out / "oecl" / "class-0" / "config.json").read_text())["data"]
+    table = pd.read_csv(out / "results.csv")
+    assert sorted(table["method"]) == ["oecl", "self-oecl", "simclr"] and set(table["class"]) == {0}
+    assert "`ood-explain quickstart`" in (out / "results.md").read_text()  # the table names its command
+    oecl = json.loads((out / "oecl" / "class-0" / "seed-0" / "config.json").read_text())["data"]
     assert oecl["oe_images"] == 4000 and "photos" in oecl["oe"]

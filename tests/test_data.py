@@ -1,4 +1,4 @@
-"""Datasets, protocols (method.md section 5.2), ImageFolder decoding and caching, and OE sources (5.3)."""
+"""Datasets, protocols, ImageFolder decoding and caching, and OE sources (5.3)."""
 
 from __future__ import annotations
 

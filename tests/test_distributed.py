@@ -22,7 +22,8 @@ import torch.multiprocessing as mp
 
 from ood_explain import distributed
 from ood_explain.models import build_model
-from ood_explain.train import step_loss
+from ood_explain import methods
+from ood_explain.methods import Forward
 
 WORLD_SIZE = 2
 PER_RANK = 4  # ID images per process; the single-process reference uses WORLD_SIZE * PER_RANK
@@ -46,15 +47,15 @@ def make_case(seed: int = 0) -> tuple[dict, dict[str, torch.Tensor]]:
 
 
 def build(method: str, state: dict) -> torch.nn.Module:
-    """The model train.py would train for `method` (a classifier only for BCE), with the weights `state`."""
-    model = build_model("small-cnn", 3, with_classifier=method == "bce")
+    """The model training.train would train for `method` (a classifier only for BCE), with the weights `state`."""
+    model = build_model("small-cnn", 3, with_classifier=methods.get(method).classifier)
     model.load_state_dict({k: v for k, v in state.items() if method == "bce" or not k.startswith("classifier")})
     return model
 
 
 def batch_of(views: dict[str, torch.Tensor], method: str, rank: int | None) -> tuple[torch.Tensor, int]:
     """[v1; v2; o1; o2] restricted to the rank's slice of every block (all rows when rank is None),
-    i.e. exactly what train.make_views builds on each process."""
+    i.e. exactly what a method's make_views builds on each process."""
     rows = slice(None) if rank is None else slice(rank * PER_RANK, (rank + 1) * PER_RANK)
     blocks = [views["v1"][rows], views["v2"][rows]]
     if method != "simclr":
@@ -65,11 +66,13 @@ def batch_of(views: dict[str, torch.Tensor], method: str, rank: int | None) -> t
 def one_step(model: torch.nn.Module, views: dict, method: str, rank: int | None) -> dict[str, torch.Tensor]:
     """Loss, gradients and BatchNorm running statistics after one forward/backward in train mode."""
     core = distributed.convert_batchnorm(model, torch.device("cpu")) if rank is not None else model
-    wrapped = distributed.wrap_model(core, torch.device("cpu"), unused=("head",) if method == "bce" else ())
+    record = methods.get(method)
+    wrapped = distributed.wrap_model(core, torch.device("cpu"), unused=record.unused_modules)
     core.train()
     core.zero_grad(set_to_none=True)
     x, n_id = batch_of(views, method, rank)
-    loss, _, _ = step_loss(wrapped, x, n_id, method, alpha=0.7, temperature=0.5)
+    h, z = wrapped(x)
+    loss = record.loss(Forward(h, z, n_id, core.logit(h) if record.classifier else None), 0.7, 0.5)
     loss.backward()
     out = {"loss": distributed.all_mean(loss.detach())}
     out.update({f"grad/{name}": p.grad.detach().clone() for name, p in core.named_parameters() if p.grad is not None})

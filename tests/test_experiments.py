@@ -11,15 +11,15 @@ import pandas as pd
 import pytest
 import torch
 
-from ood_explain import experiments, metrics, scores
-from ood_explain import train as train_module
+from ood_explain import experiments, methods, metrics, sweeps
+from ood_explain import training as train_module
 from ood_explain.experiments import RunConfig
 
 pytestmark = pytest.mark.slow
 
 METHODS = ["simclr", "self-oecl", "oecl", "hsc", "bce"]
 SMOKE = experiments.PRESETS["smoke"]
-SCORE_COLUMNS = {"norm", "hsc", "norm_of_mean", "mean_sq_norm", "cosine_nn", "csi", "knn"}
+SCORE_COLUMNS = {"norm", "norm_of_mean", "mean_sq_norm", "cosine_nn", "csi", "knn"}
 
 
 def smoke_config(method: str, out, data_root, **overrides) -> RunConfig:
@@ -37,7 +37,7 @@ def smoke_runs(tmp_path_factory, data_root):
     def get(method: str):
         if method not in cache:
             out = tmp_path_factory.mktemp("runs") / method
-            cache[method] = out, experiments.run_experiment(smoke_config(method, out, data_root), progress=False)
+            cache[method] = out, experiments.run_experiment(smoke_config(method, out, data_root), progress=False).metrics
         return cache[method]
 
     return get
@@ -62,8 +62,8 @@ def test_smoke_run_writes_a_complete_run_folder(method, smoke_runs):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(result))
     assert {"auroc", "aupr_in", "aupr_out", "fpr95", "score", "scores"} <= set(saved)
-    assert saved["score"] == scores.MAIN_SCORE[method] and saved["epochs"] == SMOKE["epochs"]
-    expected_scores = SCORE_COLUMNS | ({"bce"} if method == "bce" else set())
+    assert saved["score"] == methods.get(method).main_score and saved["epochs"] == SMOKE["epochs"]
+    expected_scores = SCORE_COLUMNS | set(methods.get(method).own_scores)
     assert set(saved["scores"]) == expected_scores
     for name, block in saved["scores"].items():
         assert set(block) == {"auroc", "aupr_in", "aupr_out", "fpr95"}
@@ -98,7 +98,7 @@ def test_rerun_does_not_train_again(smoke_runs, data_root):
     out, first = smoke_runs("oecl")
     checkpoint = (out / "checkpoint.pt").read_bytes()
     history = (out / "history.csv").read_text()
-    again = experiments.run_experiment(smoke_config("oecl", out, data_root), progress=False)
+    again = experiments.run_experiment(smoke_config("oecl", out, data_root), progress=False).metrics
     assert (out / "checkpoint.pt").read_bytes() == checkpoint  # nothing trained, nothing rewritten
     assert (out / "history.csv").read_text() == history
     assert again["scores"] == first["scores"]  # the same model, the same seeded test views
@@ -119,7 +119,7 @@ def test_interrupted_run_resumes_to_the_same_result(smoke_runs, tmp_path, data_r
     monkeypatch.undo()
     assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
     assert not (out / "metrics.json").exists()
-    resumed = experiments.run_experiment(smoke_config("oecl", out, data_root), progress=False)
+    resumed = experiments.run_experiment(smoke_config("oecl", out, data_root), progress=False).metrics
     assert resumed["epochs"] == 2
     assert resumed["scores"] == straight["scores"]
 
@@ -158,7 +158,7 @@ def test_leave_one_out_with_few_shot_outlier_classes(tmp_path):
     config = RunConfig(dataset="digits", protocol="leave-one-out", normal_class=4, method="oecl",
                        oe="outlier-classes", oe_shots=3, preset="smoke", device="cpu", out=str(out), test_limit=50,
                        train_eval_limit=50)
-    result = experiments.run_experiment(config, progress=False)
+    result = experiments.run_experiment(config, progress=False).metrics
     record = json.loads((out / "config.json").read_text())["data"]
     assert record["oe_images"] == 3 and record["oe_source"] == "outlier-classes (3 per class)"
     table = pd.read_csv(out / "scores.csv")
@@ -166,16 +166,41 @@ def test_leave_one_out_with_few_shot_outlier_classes(tmp_path):
     assert 0 <= result["auroc"] <= 1
 
 
-def test_sweep_and_collect_results(tmp_path):
+def test_sweep_over_seeds_aggregates_and_resumes_with_a_seed_missing(tmp_path):
     base = RunConfig(dataset="digits", preset="smoke", device="cpu", test_limit=60, train_eval_limit=60)
-    table = experiments.sweep(base, ["simclr"], tmp_path, classes=[0, 2], progress=False)
-    assert list(table.index) == [0, 2, "mean"] and list(table.columns) == ["simclr"]
-    per_class = [json.loads((tmp_path / "simclr" / f"class-{k}" / "metrics.json").read_text())["auroc"] for k in (0, 2)]
-    assert table.loc[0, "simclr"] == per_class[0] and table.loc["mean", "simclr"] == pytest.approx(np.mean(per_class))
-    assert (tmp_path / "results.csv").exists() and "simclr" in (tmp_path / "results.md").read_text()
-    # Finished runs are skipped: a second sweep trains nothing.
-    stamp = (tmp_path / "simclr" / "class-0" / "metrics.json").stat().st_mtime_ns
-    experiments.sweep(base, ["simclr"], tmp_path, classes=[0, 2], progress=False)
-    assert (tmp_path / "simclr" / "class-0" / "metrics.json").stat().st_mtime_ns == stamp
+    summary = sweeps.sweep(base, ["simclr"], tmp_path, classes=[0, 2], seeds=2, progress=False)
+    runs = pd.read_csv(tmp_path / "results.csv")
+    assert len(runs) == 4 and set(runs["seed"]) == {0, 1}  # every seed's value is kept
+    values = {(r["class"], r["seed"]): r["auroc"] for _, r in runs.iterrows()}
+    for k in (0, 2):
+        on_disk = [json.loads((tmp_path / "simclr" / f"class-{k}" / f"seed-{s}" / "metrics.json").read_text())["auroc"]
+                   for s in (0, 1)]
+        assert [values[(k, s)] for s in (0, 1)] == pytest.approx(on_disk, abs=1e-4)
+        assert summary.loc[k, ("mean", "simclr")] == pytest.approx(np.mean(on_disk))
+        assert summary.loc[k, ("std", "simclr")] == pytest.approx(np.std(on_disk, ddof=1))
+    class_means = [np.mean([values[(0, s)], values[(2, s)]]) for s in (0, 1)]
+    assert summary.loc["mean", ("mean", "simclr")] == pytest.approx(np.mean(class_means), abs=1e-4)
+    assert summary.loc["mean", ("std", "simclr")] == pytest.approx(np.std(class_means, ddof=1), abs=1e-4)
+    assert " ± " in (tmp_path / "results.md").read_text()
+
+    # Resume with one seed's run missing: only that run trains again, the others are kept as they are.
+    stamp = (tmp_path / "simclr" / "class-0" / "seed-0" / "metrics.json").stat().st_mtime_ns
+    missing = tmp_path / "simclr" / "class-2" / "seed-1"
+    (missing / "metrics.json").unlink()
+    partial = sweeps.summarize(sweeps.collect_results(tmp_path))
+    assert partial.loc[2, ("n", "simclr")] == 1 and np.isnan(partial.loc[2, ("std", "simclr")])
+    assert partial.loc["mean", ("n", "simclr")] == 1  # seed 1 no longer covers every class
+    again = sweeps.sweep(base, ["simclr"], tmp_path, classes=[0, 2], seeds=2, progress=False)
+    assert (tmp_path / "simclr" / "class-0" / "seed-0" / "metrics.json").stat().st_mtime_ns == stamp
+    assert (missing / "metrics.json").exists()
+    assert again.loc["mean", ("mean", "simclr")] == pytest.approx(summary.loc["mean", ("mean", "simclr")], abs=1e-4)
     with pytest.raises(FileNotFoundError):
-        experiments.collect_results(tmp_path / "empty")
+        sweeps.collect_results(tmp_path / "empty")
+
+
+def test_seed_list_from_a_count_or_a_list():
+    assert sweeps.seed_list(3) == [0, 1, 2] and sweeps.seed_list("3") == [0, 1, 2]
+    assert sweeps.seed_list("0,4,7") == [0, 4, 7] and sweeps.seed_list([5]) == [5]
+    for bad in ("", "a,b", 0):
+        with pytest.raises(ValueError, match="seeds"):
+            sweeps.seed_list(bad)

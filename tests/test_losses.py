@@ -1,4 +1,4 @@
-"""NT-Xent, the OECL loss and its gradient geometry (method.md sections 1, 2.2, 2.3), HSC and BCE."""
+"""NT-Xent, the OECL loss and its gradient geometry, HSC and BCE."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The OOD metrics equal scikit-learn's with ID as the positive class (method.md section 3)."""
+"""The OOD metrics equal scikit-learn's with ID as the positive class."""
 
 from __future__ import annotations
 

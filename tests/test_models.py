@@ -1,4 +1,4 @@
-"""Encoders and the contrastive model (method.md section 4.1): shapes, raw z, input normalization."""
+"""Encoders and the contrastive model: shapes, raw z, input normalization."""
 
 from __future__ import annotations
 

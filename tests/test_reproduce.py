@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from ood_explain import reproduce as rp
+from ood_explain import sweeps
 from ood_explain.experiments import RunConfig, resolve
 
 
@@ -35,17 +36,18 @@ def test_reproduce_writes_a_table_and_skips_finished_runs(tmp_path, data_root, c
     out = tmp_path / "table"
     results = rp.reproduce("fashion-mnist-one-vs-rest", preset="smoke", out=out, data_root=str(data_root),
                            classes=[0], methods=["simclr", "oecl"], progress=False)
-    assert list(results.columns) == ["simclr", "oecl"]
+    assert list(results["mean"].columns) == ["simclr", "oecl"]
     assert list(results.index) == [0, "mean"]
-    assert 0.0 <= results.loc[0, "oecl"] <= 1.0
+    assert 0.0 <= results.loc[0, ("mean", "oecl")] <= 1.0 and results.loc[0, ("n", "oecl")] == 1
     text = (out / "results.md").read_text()
-    assert "OE: mnist" in text and "fashion-mnist" in text
-    saved = pd.read_csv(out / "results.csv", index_col=0)
-    assert saved.loc["0", "simclr"] == pytest.approx(results.loc[0, "simclr"], abs=1e-4)
-    stamp = (out / "oecl" / "class-0" / "metrics.json").stat().st_mtime_ns
+    assert "OE: mnist" in text and "fashion-mnist" in text and "1 seed(s)" in text
+    saved = pd.read_csv(out / "results.csv")
+    assert list(saved.columns) == ["method", "class", "seed", "auroc"] and len(saved) == 2
+    assert saved.set_index("method").loc["simclr", "auroc"] == pytest.approx(results.loc[0, ("mean", "simclr")], abs=1e-4)
+    stamp = (out / "oecl" / "class-0" / "seed-0" / "metrics.json").stat().st_mtime_ns
     rp.reproduce("fashion-mnist-one-vs-rest", preset="smoke", out=out, data_root=str(data_root),
                  classes=[0], methods=["simclr", "oecl"], progress=False)
-    assert (out / "oecl" / "class-0" / "metrics.json").stat().st_mtime_ns == stamp
+    assert (out / "oecl" / "class-0" / "seed-0" / "metrics.json").stat().st_mtime_ns == stamp
     assert "for 0 run(s)" in (out / "results.md").read_text()
 
 
@@ -61,35 +63,39 @@ def test_reproduce_with_fewer_epochs_uses_its_own_folder_and_says_so(tmp_path, d
     results = rp.reproduce("fashion-mnist-one-vs-rest", preset="smoke", data_root=str(data_root), classes=[1],
                            methods=["oecl"], progress=False, epochs=3, warmup_epochs=1)
     root = tmp_path / "runs" / "reproduce" / "fashion-mnist-one-vs-rest-smoke-3-epochs"
-    config = json.loads((root / "oecl" / "class-1" / "config.json").read_text())
+    config = json.loads((root / "oecl" / "class-1" / "seed-0" / "config.json").read_text())
     assert (config["train"]["epochs"], config["train"]["warmup_epochs"]) == (3, 1)
     assert "3 epochs with 1 warm-up instead of the preset's" in (root / "results.md").read_text()
-    assert 0.0 <= results.loc[1, "oecl"] <= 1.0
-    command = rp._command(resolve(RunConfig(dataset="cifar10", method="oecl", oe="photos", preset="paper",
-                                            epochs=20, compile=True, out="x")))
-    assert command[command.index("--epochs") + 1] == "20" and command[command.index("--warmup-epochs") + 1] == "1"
-    assert command[-1] == "--compile"
+    assert 0.0 <= results.loc[1, ("mean", "oecl")] <= 1.0
+
+
+def test_a_subprocess_run_gets_the_whole_config():
+    config = resolve(RunConfig(dataset="cifar10", method="oecl", oe="photos", preset="paper", epochs=20,
+                               compile=True, alpha=0.1, views=8, out="x"))
+    command = sweeps._command(config)
+    assert command[1:3] == ["-m", "ood_explain.sweeps"]
+    assert RunConfig(**json.loads(command[3])) == config  # every field, not a subset of flags
 
 
 def test_cifar_table_adds_the_paper_row(tmp_path, data_root, monkeypatch):
     # Reuse finished fake runs: the table logic must add the paper row without training anything.
     out = tmp_path / "cifar"
     for method in ("oecl", "self-oecl"):
-        run = out / method / "class-0"
+        run = out / method / "class-0" / "seed-0"
         run.mkdir(parents=True)
         (run / "metrics.json").write_text(json.dumps({"auroc": 0.5}))
     results = rp.reproduce("cifar10-one-vs-rest", preset="paper", out=out, data_root=str(data_root),
                            classes=[0], methods=["self-oecl", "oecl"], oe="photos", progress=False)
-    assert results.loc["paper (mean)", "oecl"] == pytest.approx(0.978)
-    assert results.loc["paper (mean)", "self-oecl"] == pytest.approx(0.947)
-    assert "OE: photos" in (out / "results.md").read_text()
+    assert results.loc["mean", ("mean", "oecl")] == 0.5
+    text = (out / "results.md").read_text()
+    assert "OE: photos" in text and "oecl 97.8" in text and "self-oecl 94.7" in text
 
 
 def test_parallel_jobs_run_as_subprocesses(tmp_path, data_root, monkeypatch):
     monkeypatch.setenv("OOD_EXPLAIN_DATA", str(data_root))
-    configs = [RunConfig(dataset="digits", method="simclr", normal_class=k, preset="smoke",
+    configs = [RunConfig(dataset="digits", method="simclr", normal_class=k, preset="smoke", test_limit=50,
                          out=str(tmp_path / "simclr" / f"class-{k}")) for k in (0, 1)]
-    rp._run_parallel(configs, slots=["", ""])
+    sweeps.run_in_subprocesses(configs, slots=[{"OMP_NUM_THREADS": "1"}] * 2)
     for config in configs:
         metrics = json.loads((tmp_path / "simclr" / f"class-{config.normal_class}" / "metrics.json").read_text())
         assert 0.0 <= metrics["auroc"] <= 1.0
@@ -98,5 +104,5 @@ def test_parallel_jobs_run_as_subprocesses(tmp_path, data_root, monkeypatch):
 def test_a_failing_parallel_job_is_reported(tmp_path):
     bad = RunConfig(dataset="digits", method="simclr", normal_class=42, preset="smoke", out=str(tmp_path / "bad"))
     with pytest.raises(RuntimeError, match="runs failed"):
-        rp._run_parallel([bad], slots=[""])
+        sweeps.run_in_subprocesses([bad], slots=[{}])
     assert "out of range" in (tmp_path / "bad.log").read_text()

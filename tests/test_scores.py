@@ -1,4 +1,4 @@
-"""OOD scores (method.md section 3): formulas on small tensors, and higher = more in-distribution."""
+"""OOD scores: formulas on small tensors, and higher = more in-distribution."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ood_explain import models, scores
+from ood_explain import methods, models, scores
 from ood_explain.scores import Features
 
 
@@ -75,12 +75,13 @@ def test_higher_means_more_id():
 def test_all_scores_keys_and_formulas():
     torch.manual_seed(1)
     test = Features(h=torch.randn(4, 6), z=torch.randn(4, 3), z_views=torch.empty(0, 4, 3))
-    assert set(scores.all_scores(test)) == {"norm", "hsc"}
+    assert set(scores.all_scores(test)) == {"norm"}
     test.z_views = torch.randn(2, 4, 3)
     test.logit = torch.tensor([0.5, -1.0, 2.0, 0.0])
     train = Features(h=torch.randn(7, 6), z=torch.randn(7, 3), z_views=torch.empty(0, 7, 3))
-    result = scores.all_scores(test, train)
+    result = scores.all_scores(test, train, {**methods.get("hsc").own_scores, **methods.get("bce").own_scores})
     assert set(result) == {"norm", "hsc", "norm_of_mean", "mean_sq_norm", "cosine_nn", "csi", "knn", "bce"}
+    assert "hsc" not in scores.all_scores(test, train)  # a method's own score only where it is asked for
     assert all(isinstance(v, np.ndarray) and v.dtype == np.float64 and v.shape == (4,) for v in result.values())
     norms = test.z.norm(dim=1).double().numpy()
     np.testing.assert_allclose(result["norm"], norms, rtol=1e-6)
@@ -89,14 +90,12 @@ def test_all_scores_keys_and_formulas():
     np.testing.assert_allclose(result["bce"], [0.5, -1.0, 2.0, 0.0])
 
 
-def test_main_score():
+def test_main_score_comes_from_the_method_record():
     available = {"norm": None, "norm_of_mean": None, "hsc": None, "bce": None}
-    assert scores.main_score("oecl", available) == "norm_of_mean"
-    assert scores.main_score("self-oecl", available) == "norm_of_mean"
-    assert scores.main_score("simclr", available) == "norm_of_mean"
-    assert scores.main_score("hsc", available) == "hsc"
-    assert scores.main_score("bce", available) == "bce"
-    assert scores.main_score("oecl", {"norm": None, "hsc": None}) == "norm"  # no random views
+    judged = {name: methods.get(name).judged_by(available) for name in ("oecl", "self-oecl", "simclr", "hsc", "bce")}
+    assert judged == {"oecl": "norm_of_mean", "self-oecl": "norm_of_mean", "simclr": "norm_of_mean", "hsc": "hsc",
+                      "bce": "bce"}
+    assert methods.get("oecl").judged_by({"norm": None}) == "norm"  # no random views
 
 
 def test_extract_features():

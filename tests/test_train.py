@@ -1,4 +1,4 @@
-"""The training loop (method.md sections 2.3, 2.4, 4.2, 8): views, losses, checkpoints, resume, NaN."""
+"""The training loop: views, losses, checkpoints, resume, NaN."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
-from ood_explain import augment, data, losses, models
-from ood_explain import train as train_module
-from ood_explain.train import NonFiniteLossError, TrainConfig
+from ood_explain import augment, data, losses, methods, models
+from ood_explain import training as train_module
+from ood_explain.methods import Forward
+from ood_explain.training import NonFiniteLossError, TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +64,11 @@ def test_make_views_layouts():
     images = torch.randint(0, 256, (4, 1, 12, 12), dtype=torch.uint8)
     oe = torch.randint(0, 256, (4, 1, 12, 12), dtype=torch.uint8)
     config = augment.AugmentConfig()
-    x, n_id = train_module.make_views(images, None, "simclr", config, augment.make_generator(0))
+    x, n_id = methods.get("simclr").make_views(images, None, config, augment.make_generator(0))
     assert x.shape == (8, 1, 12, 12) and n_id == 8
-    x, n_id = train_module.make_views(images, oe, "oecl", config, augment.make_generator(0))
+    x, n_id = methods.get("oecl").make_views(images, oe, config, augment.make_generator(0))
     assert x.shape == (16, 1, 12, 12) and n_id == 8
-    x, n_id = train_module.make_views(images, None, "self-oecl", config, augment.make_generator(0))
+    x, n_id = methods.get("self-oecl").make_views(images, None, config, augment.make_generator(0))
     assert x.shape == (32, 1, 12, 12) and n_id == 16
     blocks = x.split(4)  # [v1, rot90 v1, v2, rot90 v2, rot180 w1, rot270 w1, rot180 w2, rot270 w2]
     assert torch.equal(blocks[1], augment.rotate90(blocks[0], 1))
@@ -77,19 +78,17 @@ def test_make_views_layouts():
     assert not torch.allclose(blocks[0], blocks[2])  # two independent views
     assert not torch.allclose(augment.rotate90(blocks[4], 2), blocks[0])  # OE views are fresh views
     with pytest.raises(ValueError, match="OE"):
-        train_module.make_views(images, None, "oecl", config, augment.make_generator(0))
+        methods.get("oecl").make_views(images, None, config, augment.make_generator(0))
 
 
-def test_step_loss_formulas():
+def test_method_losses_match_their_formulas():
     model = model_for("bce")
     x = torch.rand(12, 1, 28, 28)
     model.train()
+    h, z = model(x)
     for method in ("simclr", "oecl", "self-oecl", "hsc", "bce"):
         n_id = 12 if method == "simclr" else 8
-        torch.manual_seed(1)
-        loss, id_norm, oe_norm = train_module.step_loss(model, x, n_id, method, alpha=0.7, temperature=0.5)
-        torch.manual_seed(1)
-        h, z = model(x)
+        loss = methods.get(method).loss(Forward(h, z, n_id, model.logit(h)), 0.7, 0.5)
         expected = {
             "simclr": lambda: losses.nt_xent(z, 0.5),
             "oecl": lambda: losses.nt_xent(z[:8], 0.5) + 0.7 * losses.mean_norm(z[8:]),
@@ -98,11 +97,27 @@ def test_step_loss_formulas():
             "bce": lambda: losses.bce_loss(model.logit(h)[:8], model.logit(h)[8:]),
         }[method]()
         torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(id_norm, z[:n_id].norm(dim=1).mean(), rtol=1e-5, atol=1e-6)
-        if method == "simclr":
-            assert math.isnan(oe_norm.item())
-        else:
-            torch.testing.assert_close(oe_norm, z[8:].norm(dim=1).mean(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["simclr", "oecl"])
+def test_training_step_returns_loss_and_norms_of_its_forward(method):
+    torch.manual_seed(0)
+    model = model_for(method)
+    config = TrainConfig(method=method, batch_size=4, precision="fp32")
+    step = train_module.make_training_step(model, config, torch.device("cpu"))
+    images = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    oe = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8) if method == "oecl" else None
+    x, n_id = step.views(images, oe)
+    assert x.is_contiguous(memory_format=torch.channels_last) and n_id == 8
+    with torch.no_grad():
+        _, z = model(x)
+    figures = step.update(x, n_id, alpha=0.7)
+    assert figures.shape == (3,) and not figures.requires_grad
+    torch.testing.assert_close(figures[1], z[:n_id].norm(dim=1).mean(), rtol=1e-5, atol=1e-5)
+    if method == "simclr":
+        assert math.isnan(figures[2].item())  # no OE rows
+    else:
+        torch.testing.assert_close(figures[2], z[n_id:].norm(dim=1).mean(), rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -115,7 +130,7 @@ def test_oecl_training_lowers_loss_and_oe_norm(digits_class0, oe_images):
     assert all(math.isfinite(row[key]) for row in history for key in ("loss", "id_norm", "oe_norm"))
     assert history[-1]["loss"] < history[0]["loss"]
     assert history[-1]["oe_norm"] < 0.5 * history[0]["oe_norm"]  # the radial pull on OE features
-    assert history[-1]["id_norm"] > history[0]["id_norm"]  # while ID norms grow (method.md section 1)
+    assert history[-1]["id_norm"] > history[0]["id_norm"]  # while ID norms grow
 
 
 def test_hsc_training_pushes_oe_out_and_id_in(digits_class0, oe_images):
@@ -197,7 +212,7 @@ def test_checkpoint_written_atomically_every_epoch(tmp_path, digits_class0, oe_i
 
 def test_save_checkpoint_never_leaves_half_a_file(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
-    train_module.save_checkpoint(path, {"epoch": 1, "weights": torch.ones(3)})
+    train_module.save_checkpoint(path, {"epoch": 1, "model": {"w": torch.ones(3)}, "config": {}})
     before = path.read_bytes()
 
     def crash(obj, f, *args, **kwargs):
@@ -207,7 +222,7 @@ def test_save_checkpoint_never_leaves_half_a_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(OSError, match="disk full"):
-        train_module.save_checkpoint(path, {"epoch": 2, "weights": torch.zeros(3)})
+        train_module.save_checkpoint(path, {"epoch": 2, "model": {"w": torch.zeros(3)}, "config": {}})
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert train_module.load_checkpoint(path)["epoch"] == 1
@@ -241,13 +256,13 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, digits_class
 
     resumed = model_for(method, seed=99)  # fresh weights: everything must come from the checkpoint
     epochs_run = []
-    real_step = train_module.step_loss
+    real_update = train_module.TrainingStep.update
 
-    def count_step(model, x, n_id, method_name, alpha, temperature):
+    def count_step(self, x, n_id, alpha):
         epochs_run.append(alpha)
-        return real_step(model, x, n_id, method_name, alpha, temperature)
+        return real_update(self, x, n_id, alpha)
 
-    monkeypatch.setattr(train_module, "step_loss", count_step)
+    monkeypatch.setattr(train_module.TrainingStep, "update", count_step)
     history_resumed = train_module.train(resumed, digits_class0, config, oe, checkpoint=tmp_path / "b.pt",
                                          resume=True, progress=False)
     assert len(epochs_run) == 2 * 2  # only epochs 3 and 4 ran (2 steps each)
@@ -311,3 +326,14 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path, digits_class0, 
     with pytest.raises(ValueError, match=r"other settings \(method: 'simclr' in the checkpoint, 'oecl' now"):
         train_module.train(model_for("oecl"), digits_class0, tiny("oecl", epochs=1), oe_images=oe_images,
                            checkpoint=checkpoint, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", None])
+def test_a_damaged_or_foreign_checkpoint_is_a_clear_error_naming_restart(tmp_path, content):
+    path = tmp_path / "checkpoint.pt"
+    if content is None:
+        torch.save({"weights": torch.ones(2)}, path)  # a readable file that is not ours
+    else:
+        path.write_bytes(content)
+    with pytest.raises(train_module.UnreadableCheckpointError, match=f"{path.name}.*--restart"):
+        train_module.load_checkpoint(path)

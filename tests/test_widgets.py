@@ -28,7 +28,7 @@ def test_load_or_run_tracks_epochs_and_loads_the_second_time(runs):
     assert first.trained_now
     assert sorted(first.epoch_scores["epoch"].unique()) == [1, 2]
     assert {"norm", "norm_of_mean", "knn"} <= set(first.epoch_scores.columns)
-    again = notebook.load_or_run(dataclasses.replace(first.run_config(), out=str(first.path)), verbose=False)
+    again = notebook.load_or_run(dataclasses.replace(first.config, out=str(first.path)), verbose=False)
     assert not again.trained_now and again.auroc() == first.auroc()
     assert notebook.config("simclr", 0, preset="smoke").out != notebook.config("simclr", 0, preset="smoke", lr=0.05).out
 
@@ -92,3 +92,11 @@ def test_static_grids_have_axis_titles_and_legends():
     for figure in (widgets.augmentation_grid(images, 3), widgets.rotation_grid(images)):
         assert figure.layout.xaxis.title.text and figure.layout.yaxis.title.text
         assert figure.layout.showlegend and sum(trace.name is not None for trace in figure.data) >= 2
+
+
+def test_notebook_config_ignores_an_oe_source_a_method_does_not_use(tmp_path, monkeypatch):
+    monkeypatch.setenv("OOD_EXPLAIN_RUNS", str(tmp_path))
+    for method in ("simclr", "self-oecl"):
+        assert notebook.config(method, 0, preset="smoke", oe="photos") == notebook.config(method, 0, preset="smoke")
+    with_oe = notebook.config("oecl", 0, preset="smoke", oe="photos")
+    assert with_oe.oe == "photos" and "oecl-photos" in with_oe.out
