@@ -149,11 +149,37 @@ def match_format(imageset: ImageSet, channels: int, size: int) -> ImageSet:
 # ---------------------------------------------------------------------------------------- ImageFolder
 
 
-def _image_files(folder: Path) -> list[Path]:
+def _is_image_file(path: Path) -> bool:
     # Hidden files are skipped: macOS "._name.jpg" AppleDouble files carry an image extension but no image
     # (ImageNet-30's airliner/._1.JPEG is one).
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if _is_image_file(p))
+
+
+def class_folders(root: Path) -> list[Path]:
+    """The class folders of an ImageFolder tree, sorted: sub-folders that are not hidden (such as
+    ``.ipynb_checkpoints``) and hold at least one image file."""
+    return sorted(p for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and any(map(_is_image_file, p.iterdir())))
+
+
+def split_classes(tree: Path) -> list[str] | None:
+    """The one class list of the ``tree/train`` and ``tree/test`` pair: the class folders of train/, which
+    must hold every class folder of test/. None when train/ has no class folders."""
+    train_dir, test_dir = tree / "train", tree / "test"
+    classes = [p.name for p in class_folders(train_dir)] if train_dir.is_dir() else []
+    if classes and test_dir.is_dir():
+        only_test = sorted({p.name for p in class_folders(test_dir)} - set(classes))
+        if only_test:
+            raise ValueError(
+                f"the test split {test_dir} has class folders {only_test} that the train split {train_dir} "
+                f"lacks; both splits need the same class folders (hidden folders and folders without images "
+                f"are skipped): rename, add or remove folders so that they match"
+            )
+    return classes or None
 
 
 def _decode(path: Path) -> Image.Image:
@@ -206,8 +232,9 @@ def load_image_folder(
 ) -> ImageSet:
     """Decode a ``folder/<class>/<image>`` tree into an :class:`ImageSet` (cached after the first call).
 
-    Class indices follow the sorted folder names, or `classes` when given (a test split uses its train
-    split's list). A folder of images with no class folders becomes one class named after the folder.
+    Class indices follow the sorted class folders (:func:`class_folders`: hidden folders and folders
+    without images are skipped), or `classes` when given (a test split uses its train split's list). A
+    folder of images with no class folders becomes one class named after the folder.
     Grayscale, palette, RGBA and RGB files may be mixed: if any file has colour, all become RGB,
     otherwise all stay one-channel. Images of different sizes need `image_size` (shorter side scaled to
     it, then centre-cropped). Raises :class:`DatasetNotFoundError` for a missing or empty folder and
@@ -216,7 +243,7 @@ def load_image_folder(
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise DatasetNotFoundError(f"image folder {root} does not exist (expected {root}/<class>/<image files>)")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    class_dirs = class_folders(root)
     if class_dirs:
         found = [p.name for p in class_dirs]
         classes = classes or found
@@ -321,12 +348,11 @@ def load_dataset(
         return load_digits(split, image_size or 28)
     data_root = resolve_data_root(root)
     if name == "imagefolder":
-        train_classes = None
-        if not train and (data_root / "train").is_dir():
-            train_classes = sorted(p.name for p in (data_root / "train").iterdir() if p.is_dir())
-        return load_image_folder(data_root / split, image_size, train_classes, name=f"ImageFolder {data_root.name}")
+        return load_image_folder(data_root / split, image_size, split_classes(data_root),
+                                 name=f"ImageFolder {data_root.name}")
     if name == "cifar10" and (data_root / "cifar10" / split).is_dir():
-        jpeg = load_image_folder(data_root / "cifar10" / split, image_size, name="CIFAR-10 (JPEG copy)")
+        jpeg = load_image_folder(data_root / "cifar10" / split, image_size, split_classes(data_root / "cifar10"),
+                                 name="CIFAR-10 (JPEG copy)")
         jpeg.notes["source"] = "JPEG re-encoded copy; values differ slightly from the torchvision download"
         return jpeg
     tv = torchvision.datasets

@@ -292,6 +292,30 @@ def test_imagefolder_dataset_uses_train_classes_for_test(tmp_path):
     assert test.classes == ["a", "b", "c"] and test.labels.tolist() == [0, 2]
 
 
+@pytest.mark.parametrize("dataset, tree", [("imagefolder", ""), ("cifar10", "cifar10")])
+def test_hidden_and_image_less_folders_do_not_shift_labels(tmp_path, dataset, tree):
+    for split in ("train", "test"):
+        for name in ("b", "c", "d"):
+            save(tmp_path / tree / split / name / "x.png", gray(seed=1))
+    (tmp_path / tree / "train" / ".ipynb_checkpoints").mkdir()  # Jupyter's, empty
+    save(tmp_path / tree / "test" / ".hidden" / "y.png", gray(seed=2))
+    (tmp_path / tree / "test" / "a").mkdir()  # sorts first, holds no image
+    (tmp_path / tree / "test" / "a" / "notes.txt").write_text("no image here")
+    train, test = data.load_dataset(dataset, "train", tmp_path), data.load_dataset(dataset, "test", tmp_path)
+    assert train.classes == test.classes == ["b", "c", "d"]
+    assert train.labels.tolist() == test.labels.tolist() == [0, 1, 2]
+
+
+def test_split_pair_with_a_class_only_in_test_names_both_folders(tmp_path):
+    save(tmp_path / "train" / "a" / "x.png", gray(seed=1))
+    save(tmp_path / "test" / "a" / "x.png", gray(seed=1))
+    save(tmp_path / "test" / "z" / "x.png", gray(seed=2))
+    for split in ("train", "test"):
+        with pytest.raises(ValueError, match="'z'") as error:
+            data.load_dataset("imagefolder", split, tmp_path)
+        assert str(tmp_path / "train") in str(error.value) and str(tmp_path / "test") in str(error.value)
+
+
 # ------------------------------------------------------------------------------------ named datasets
 
 
