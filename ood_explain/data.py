@@ -426,8 +426,35 @@ def leave_one_out(train: ImageSet, test: ImageSet, held_out: int) -> Split:
     )
 
 
+def _describe(imageset: ImageSet) -> str:
+    path = imageset.notes.get("path")
+    return f"{imageset.name!r}" + (f" ({path})" if path else "")
+
+
+def _format(imageset: ImageSet) -> str:
+    mode = {1: "gray", 3: "RGB"}.get(imageset.channels, f"{imageset.channels}-channel")
+    return f"{mode} {imageset.size}x{imageset.size}"
+
+
+def check_same_format(train: ImageSet, test: ImageSet) -> None:
+    """Raise ValueError, naming both sets, unless `train` and `test` share channels, size and classes."""
+    if _format(train) != _format(test):
+        raise ValueError(
+            f"the train split {_describe(train)} holds {_format(train)} images but the test split "
+            f"{_describe(test)} holds {_format(test)} images; give both the same --image-size N and the same "
+            f"colour (all files gray or all RGB)"
+        )
+    if train.classes != test.classes:
+        raise ValueError(
+            f"the train split {_describe(train)} and the test split {_describe(test)} have different classes "
+            f"({', '.join(train.classes)} vs {', '.join(test.classes)}); load both splits of one dataset "
+            f"(load_dataset) so that they share one class list"
+        )
+
+
 def make_split(train: ImageSet, test: ImageSet, protocol: str, class_index: int) -> Split:
-    """Dispatch on the protocol name, one of :data:`PROTOCOLS`."""
+    """Dispatch on the protocol name, one of :data:`PROTOCOLS`, after :func:`check_same_format`."""
+    check_same_format(train, test)
     if protocol == "one-vs-rest":
         return one_vs_rest(train, test, class_index)
     if protocol == "leave-one-out":

@@ -93,6 +93,24 @@ def test_unknown_protocol():
         data.make_split(train, train, "one-vs-one", 0)
 
 
+@pytest.mark.parametrize("protocol", data.PROTOCOLS)
+@pytest.mark.parametrize("test_channels, test_size, expected", [(1, 28, "28x28"), (3, 32, "RGB"), (3, 28, "RGB 28x28")])
+def test_split_of_different_format_is_refused_naming_both(protocol, test_channels, test_size, expected):
+    train = image_set(4, channels=1, size=32)
+    train.notes["path"] = "/data/train"
+    test = ImageSet(image_set(4, test_channels, test_size).images, torch.arange(4) % 2, ["0", "1"], "other")
+    with pytest.raises(ValueError, match=expected) as error:
+        data.make_split(train, test, protocol, 0)
+    assert "/data/train" in str(error.value) and "'other'" in str(error.value) and "--image-size" in str(error.value)
+
+
+def test_split_of_different_classes_is_refused():
+    train, test = image_set(4), image_set(4)
+    test.classes = ["1", "0"]
+    with pytest.raises(ValueError, match="different classes"):
+        data.make_split(train, test, "one-vs-rest", 0)
+
+
 # ---------------------------------------------------------------------------------------- ImageFolder
 
 
