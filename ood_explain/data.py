@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,6 +224,20 @@ def _cache_key(files: list[Path], extra: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def _read_cache(cache_file: Path, count: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(images, labels) from a cache entry of `count` images; None when the entry is missing, unreadable
+    or corrupt (a cut-off write, a disk error, another program's file), so that the folder is decoded again."""
+    try:
+        cached = torch.load(cache_file, weights_only=True)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError):
+        return None
+    images, labels = (cached.get("images"), cached.get("labels")) if isinstance(cached, dict) else (None, None)
+    valid = (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.dim() == 4
+             and len(images) == count and isinstance(labels, torch.Tensor) and labels.dtype == torch.int64
+             and labels.shape == (count,))
+    return (images, labels) if valid else None
+
+
 def load_image_folder(
     folder: str | os.PathLike,
     image_size: int | None = None,
@@ -262,9 +277,9 @@ def load_image_folder(
     paths = [path for path, _ in files]
     key = _cache_key(paths, f"{root.resolve()}|{image_size}|{classes}")
     cache_file = cache_dir() / f"imagefolder-{key}.pt"
-    if use_cache and cache_file.exists():
-        cached = torch.load(cache_file, weights_only=True)
-        return ImageSet(cached["images"], cached["labels"], classes, name or root.name, {"path": str(root)})
+    cached = _read_cache(cache_file, len(files)) if use_cache else None
+    if cached is not None:
+        return ImageSet(*cached, classes, name or root.name, {"path": str(root)})
 
     decoded = [_decode(path) for path in paths]
     mode = "L" if all(image.mode in GRAY_MODES for image in decoded) else "RGB"

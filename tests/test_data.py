@@ -261,6 +261,29 @@ def test_image_folder_cache_is_reused(tmp_path, monkeypatch):
     assert torch.equal(data.load_image_folder(root).images[0], torch.from_numpy(rgb(seed=99)).permute(2, 0, 1))
 
 
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "wrong content"])
+def test_image_folder_corrupt_cache_is_decoded_again(tmp_path, monkeypatch, damage):
+    monkeypatch.setenv("OOD_EXPLAIN_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "damaged"
+    for i in range(3):
+        save(root / "a" / f"{i}.png", rgb(seed=i))
+    first = data.load_image_folder(root)
+    (cache_file,) = data.cache_dir().glob("imagefolder-*.pt")
+    if damage == "garbage":
+        cache_file.write_bytes(b"\x00not a torch file" * 50)
+    elif damage == "truncated":
+        cache_file.write_bytes(cache_file.read_bytes()[: cache_file.stat().st_size // 2])
+    elif damage == "empty":
+        cache_file.write_bytes(b"")
+    else:
+        torch.save({"images": torch.zeros(1, 3, 8, 8, dtype=torch.uint8), "labels": torch.zeros(1)}, cache_file)
+    again = data.load_image_folder(root)
+    assert torch.equal(again.images, first.images) and torch.equal(again.labels, first.labels)
+    # The entry was rewritten: a third load reads it back without decoding.
+    monkeypatch.setattr(data, "_decode", lambda path: pytest.fail(f"decoded {path} instead of using the cache"))
+    assert torch.equal(data.load_image_folder(root).images, first.images)
+
+
 def test_image_folder_cache_of_an_older_decoding_format_is_not_read(tmp_path, monkeypatch):
     monkeypatch.setenv("OOD_EXPLAIN_CACHE", str(tmp_path / "cache"))
     root = tmp_path / "versioned"
