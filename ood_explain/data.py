@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,9 +186,16 @@ def split_classes(tree: Path) -> list[str] | None:
 
 def _decode(path: Path) -> Image.Image:
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
+        with warnings.catch_warnings():  # PIL only warns for up to twice its pixel limit: refuse those too
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return image.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise CorruptImageError(
+            f"cannot read image {path}: {error} Shrink it to at most {Image.MAX_IMAGE_PIXELS} pixels "
+            f"(PIL's Image.MAX_IMAGE_PIXELS) or remove it."
+        ) from error
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise CorruptImageError(f"cannot read image {path}: {error}") from error
 

@@ -237,6 +237,16 @@ def test_image_folder_corrupt_file_is_named(tmp_path, name, content):
     assert str(path) in str(error.value)
 
 
+@pytest.mark.parametrize("side", [12, 16])  # over PIL's pixel limit (a warning), over twice the limit (an error)
+def test_image_folder_decompression_bomb_is_named(tmp_path, monkeypatch, side):
+    save(tmp_path / "bombs" / "a" / "small.png", gray(seed=1))
+    save(tmp_path / "bombs" / "a" / "huge.png", gray((side, side), seed=2))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(CorruptImageError, match="huge.png") as error:
+        data.load_image_folder(tmp_path / "bombs", image_size=8)
+    assert str(tmp_path / "bombs" / "a" / "huge.png") in str(error.value) and "pixels" in str(error.value)
+
+
 def test_image_folder_cache_is_reused(tmp_path, monkeypatch):
     root = tmp_path / "cached"
     for i in range(4):
