@@ -17,6 +17,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.error import URLError
 
 import numpy as np
 import torch
@@ -111,6 +112,15 @@ def _not_found(dataset: str, where: Path, how: str) -> DatasetNotFoundError:
     return DatasetNotFoundError(
         f"dataset {dataset!r} not found: looked in {where}. To get it: {how}. Set the location with "
         f"--data-root DIR or the OOD_EXPLAIN_DATA environment variable."
+    )
+
+
+def _download_failed(dataset: str, root: Path, expected: str, error: Exception) -> DatasetNotFoundError:
+    reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    return DatasetNotFoundError(
+        f"could not download dataset {dataset!r} into {root}: no network connection? ({reason}). Download it "
+        f"on a machine with internet (--download) and copy it to {root / expected}, or point --data-root (or "
+        f"OOD_EXPLAIN_DATA) at a folder that holds it."
     )
 
 
@@ -397,7 +407,11 @@ def load_dataset(
     make, label, expected = specs[name]
     try:
         dataset = make()
+    except (URLError, ConnectionError, TimeoutError) as error:
+        raise _download_failed(name, data_root, expected, error) from error
     except RuntimeError as error:
+        if download and str(error).startswith("Error downloading"):  # MNIST's after trying every mirror
+            raise _download_failed(name, data_root, expected, error) from error
         if "not found" not in str(error).lower() and "corrupted" not in str(error).lower():
             raise
         raise _not_found(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import urllib.request
+from urllib.error import URLError
 
 import numpy as np
 import pytest
@@ -379,6 +381,20 @@ def test_missing_dataset_names_dataset_and_path(tmp_path, name, expected):
     message = str(error.value)
     assert repr(name) in message and str(root) in message and expected in message
     assert "--data-root" in message
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+@pytest.mark.parametrize("failure", [URLError("[Errno -3] Temporary failure in name resolution"), ConnectionResetError(104, "reset")])
+def test_download_without_network_is_a_clear_error(tmp_path, monkeypatch, name, failure):
+    def offline(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    root = tmp_path / "no-network"
+    with pytest.raises(DatasetNotFoundError) as error:
+        data.load_dataset(name, "train", root, download=True)
+    message = str(error.value)
+    assert "network" in message and repr(name) in message and str(root) in message and "--data-root" in message
 
 
 def test_missing_root_from_environment(tmp_path, monkeypatch):
