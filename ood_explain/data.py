@@ -235,10 +235,11 @@ CACHE_FORMAT = 1
 
 def _cache_key(files: list[Path], extra: str) -> str:
     """A key over the decoding format, `extra` and every file's path, size and modification time."""
-    digest = hashlib.sha1(f"format {CACHE_FORMAT}|{extra}".encode())
+    # surrogateescape: a name that is not valid UTF-8 hashes as its raw bytes (os.fsencode's encoding)
+    digest = hashlib.sha1(f"format {CACHE_FORMAT}|{extra}".encode("utf-8", "surrogateescape"))
     for path in files:
         stat = path.stat()
-        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns};".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:16]
 
 

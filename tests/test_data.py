@@ -186,6 +186,17 @@ def test_image_folder_ignores_non_images_and_hidden_files(tmp_path):
     assert len(loaded) == 1 and loaded.classes == ["a"]
 
 
+def test_image_folder_names_that_are_not_utf8(tmp_path):
+    root = tmp_path / "names"
+    bad_file, bad_class = os.fsdecode(b"bad\xff.png"), os.fsdecode(b"cl\xe9ss")  # Latin-1 bytes
+    save(root / "a" / bad_file, gray(seed=1))
+    save(root / bad_class / "x.png", gray(seed=2))
+    for _ in range(2):  # decoded, then read back from the cache
+        loaded = data.load_image_folder(root)
+        assert loaded.classes == ["a", bad_class] and loaded.labels.tolist() == [0, 1]
+        assert torch.equal(loaded.images[0, 0], torch.from_numpy(gray(seed=1)))
+
+
 def test_image_folder_sizes(tmp_path):
     root = tmp_path / "sizes"
     save(root / "a" / "big.png", rgb((16, 16), seed=1))
