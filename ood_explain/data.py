@@ -533,6 +533,22 @@ def few_shot(imageset: ImageSet, shots: int, seed: int = 0) -> ImageSet:
     return imageset.subset(torch.sort(torch.cat(chosen)).values)
 
 
+def check_oe_source(source: str) -> str:
+    """`source` when it is an OE source :func:`load_oe` knows (``imagefolder:DIR`` with a non-empty DIR);
+    otherwise a ValueError naming the choices."""
+    if source.startswith("imagefolder:"):
+        if not source.split(":", 1)[1].strip():
+            raise ValueError("--oe imagefolder:DIR needs a folder after the colon, e.g. --oe imagefolder:data/oe")
+        return source
+    named = [d for d in DATASETS if d != "imagefolder"]
+    if source not in (*named, "photos", "outlier-classes"):
+        raise ValueError(
+            f"unknown OE source {source!r}; use a dataset name ({', '.join(named)}), imagefolder:DIR, photos, "
+            "or outlier-classes"
+        )
+    return source
+
+
 def load_oe(
     source: str,
     like: ImageSet,
@@ -549,6 +565,7 @@ def load_oe(
     OOD under the protocol, passed as `outlier_classes`; use with `shots` for few-shot OE). `shots`
     keeps that many images per OE class.
     """
+    check_oe_source(source)
     if source.startswith("imagefolder:"):
         oe = load_image_folder(source.split(":", 1)[1], image_size=like.size)
     elif source == "photos":
@@ -557,13 +574,8 @@ def load_oe(
         if outlier_classes is None:
             raise ValueError("OE source 'outlier-classes' needs the training images of the OOD classes")
         oe = outlier_classes
-    elif source in DATASETS and source != "imagefolder":
-        oe = load_dataset(source, "train", root, download)
     else:
-        raise ValueError(
-            f"unknown OE source {source!r}; use a dataset name ({', '.join(d for d in DATASETS if d != 'imagefolder')}), "
-            "imagefolder:DIR, photos, or outlier-classes"
-        )
+        oe = load_dataset(source, "train", root, download)
     if len(oe) == 0:  # checked before few_shot, which cannot pick from an empty set
         raise ValueError(f"the OE source {source!r} holds no images")
     if shots is not None:

@@ -530,3 +530,14 @@ def test_load_oe_unknown_source():
         data.load_oe("tiny80m", image_set(2))
     with pytest.raises(ValueError, match="unknown OE source"):
         data.load_oe("imagefolder", image_set(2))
+
+
+@pytest.mark.parametrize("source", ["imagefolder:", "imagefolder:  "])
+def test_load_oe_image_folder_without_a_folder(tmp_path, monkeypatch, source):
+    save(tmp_path / "a" / "x.png", gray(seed=1))
+    monkeypatch.chdir(tmp_path)  # an empty DIR must not mean the working directory
+    with pytest.raises(ValueError, match="--oe imagefolder:DIR needs a folder"):
+        data.load_oe(source, image_set(2))
+    with pytest.raises(ValueError, match="needs a folder"):
+        data.check_oe_source(source)
+    assert data.check_oe_source(f"imagefolder:{tmp_path}") == f"imagefolder:{tmp_path}"
