@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import bench, data, distributed, experiments
+from .reproduce import RunsFailed
 from .train import METHODS
 
 
@@ -175,8 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, data.CorruptImageError, FloatingPointError,
-            bench.CompileFailed) as error:
+    # User and environment errors (bad values, missing or unreadable files, a full disk, failed runs): one
+    # line. Anything else is a bug and keeps its traceback.
+    except (ValueError, OSError, data.CorruptImageError, FloatingPointError, bench.CompileFailed,
+            RunsFailed) as error:
         print(f"ood-explain: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

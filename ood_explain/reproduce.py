@@ -59,6 +59,10 @@ def hardware() -> str:
     return describe_device(torch.device("cpu"))
 
 
+class RunsFailed(RuntimeError):
+    """One or more one-class runs of a table ended with an error; the message names their folders and logs."""
+
+
 def _command(config: RunConfig) -> list[str]:
     args = [sys.executable, "-m", "ood_explain", "run", "--dataset", config.dataset, "--protocol", config.protocol,
             "--normal-class", str(config.normal_class), "--method", config.method, "--preset", config.preset,
@@ -92,7 +96,7 @@ def _run_parallel(configs: list[RunConfig], slots: list[str]) -> None:
                     failures.append(f"{config.out} (log: {Path(config.out).with_suffix('.log')})")
         time.sleep(1)
     if failures:
-        raise RuntimeError("runs failed: " + "; ".join(failures))
+        raise RunsFailed("runs failed: " + "; ".join(failures))
 
 
 def reproduce(
