@@ -60,7 +60,6 @@ def test_run_on_real_data_with_data_root(tmp_path, data_root):
     (["--dataset", "digits", "--method", "csi"], ["unknown method 'csi'", "simclr"]),
     (["--dataset", "digits", "--method", "simclr", "--normal-class", "10"], ["out of range", "0..9"]),
     (["--dataset", "digits", "--method", "oecl"], ["needs an OE source"]),
-    (["--dataset", "digits", "--method", "oecl", "--oe", "tiny80m"], ["unknown OE source 'tiny80m'"]),
     (["--dataset", "svhn2", "--method", "simclr"], ["unknown dataset 'svhn2'"]),
 ])
 def test_bad_inputs_exit_with_code_2(tmp_path, capsys, arguments, expected):

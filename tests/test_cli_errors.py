@@ -59,7 +59,7 @@ RUN = [  # (arguments after `run ... --out RUN`, the flag that stderr must name)
     (["--seed", "-1"], "--seed"),
     (["--normal-class", "-1"], "--normal-class"),
     (["--oe", "imagefolder:"], "--oe"),
-    (["--oe", "tiny80m"], "--oe"),
+    (["--oe", "tiny80m"], "argument --oe: unknown OE source 'tiny80m'"),
     (["--device", "foo"], "--device"),
     (["--device", "cuda:x"], "--device"),
 ]
