@@ -111,7 +111,7 @@ def _writable_place(text: str, what: str) -> Path:
     """`text` as a path whose nearest existing ancestor is a folder we may write to (`what` names it)."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"needs {what}, got an empty path")
-    path = Path(text).expanduser().absolute()
+    path = Path(text).absolute()  # as the run will use it (no ~ expansion)
     existing = next(p for p in (path, *path.parents) if p.exists())
     if existing != path and not existing.is_dir():
         raise argparse.ArgumentTypeError(f"{existing} is a file, so {text} cannot be made; choose another path")
