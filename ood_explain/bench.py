@@ -569,6 +569,12 @@ def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resn
 
 def main(args) -> dict:
     """Entry point of ``ood-explain bench`` (argparse namespace from :mod:`ood_explain.cli`)."""
+    # Argument check (cli's types checked each value alone): with fewer images than a batch, every step
+    # of our pipeline would silently take a smaller batch.
+    images = getattr(args, "images", 2048)
+    if images < args.batch_size:
+        raise ValueError(f"--images {images} is fewer than --batch-size {args.batch_size}: every step needs "
+                         f"a full batch; raise --images or lower --batch-size")
     archs = tuple(a.strip() for a in args.arch.split(",") if a.strip())
     report = run_bench(device=args.device, archs=archs, batch_size=args.batch_size, steps=args.steps,
                        workers=args.workers, data_root=args.data_root, rounds=getattr(args, "rounds", 2),

@@ -4,48 +4,186 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from . import bench, data, distributed, experiments, methods, models, sweeps
+from .sweeps import RunsFailed
 from .training import PRECISIONS
+
+# ------------------------------------------------------------------------- argument types (checked while parsing)
+# argparse prefixes each message with "argument --FLAG:" and exits with code 2.
+
+
+def int_in_range(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in [minimum, maximum]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+positive_int = int_in_range(1)
+non_negative_int = int_in_range(0)
+at_least_two = int_in_range(2)  # --batch-size: a contrastive batch needs a second image
+seed_int = int_in_range(0, 2**32 - 1)  # NumPy's seed range
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (no NaN or infinity)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_finite_float(text: str) -> float:
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
+    return value
+
+
+def non_negative_finite_float(text: str) -> float:
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+    return value
+
+
+def class_indices(text: str) -> list[int]:
+    """An argparse type: comma-separated class indices such as "0,1,3"."""
+    try:
+        indices = [int(k) for k in text.split(",")]
+    except ValueError:
+        message = f"expected comma-separated class indices such as 0,1,3, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+    if min(indices) < 0:
+        raise argparse.ArgumentTypeError(f"class indices start at 0, got {text!r}")
+    return indices
+
+
+def seed_list(text: str) -> list[int]:
+    """An argparse type: a seed count ("3" -> 0, 1, 2) or a comma-separated list of seeds ("0,4,7")."""
+    try:
+        return sweeps.seed_list(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def oe_source(text: str) -> str:
+    """An argparse type: an OE source that :func:`ood_explain.data.load_oe` knows."""
+    try:
+        return data.check_oe_source(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def device_name(text: str) -> str:
+    """An argparse type: "auto", "cpu", or a CUDA (or Apple MPS) device that this machine has."""
+    if text == "auto":
+        return text
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        device = None
+    usable = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if device is None or device.type not in usable:
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use cpu, cuda, cuda:N or auto")
+    if not usable[device.type]:
+        raise argparse.ArgumentTypeError(f"{text!r}: this machine has no usable {device.type.upper()} device; "
+                                         f"use cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise argparse.ArgumentTypeError(f"{text!r}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}; "
+                                         f"use one of them, cpu or auto")
+    return text
+
+
+def _writable_place(text: str, what: str) -> Path:
+    """`text` as a path whose nearest existing ancestor is a folder we may write to (`what` names it)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"needs {what}, got an empty path")
+    path = Path(text).absolute()  # as the run will use it (no ~ expansion)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if existing != path and not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{existing} is a file, so {text} cannot be made; choose another path")
+    folder = existing if existing.is_dir() else existing.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write to {folder} (no permission); choose a folder you can write to")
+    return path
+
+
+def output_folder(text: str) -> str:
+    """An argparse type: a folder to write into, existing or not (but not a file)."""
+    if _writable_place(text, "a folder").is_file():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder; choose a folder (it is made if missing)")
+    return text
+
+
+def output_file(text: str) -> str:
+    """An argparse type: a file to write (not an existing folder)."""
+    if _writable_place(text, "a file name").is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; name a file inside it, e.g. {Path(text) / 'out.json'}")
+    return text
+
+
+# ------------------------------------------------------------------------------------------------------- commands
 
 
 def _add_run_options(parser: argparse.ArgumentParser, single: bool) -> None:
     parser.add_argument("--dataset", default="digits", help=f"one of {', '.join(data.DATASETS)}")
     parser.add_argument("--protocol", default="one-vs-rest", choices=data.PROTOCOLS)
     if single:
-        parser.add_argument("--normal-class", type=int, default=0,
+        parser.add_argument("--normal-class", type=non_negative_int, default=0,
                             help="class index: the normal class (one-vs-rest) or the held-out class (leave-one-out)")
         parser.add_argument("--method", default="oecl", help=f"one of {', '.join(methods.names())}")
     else:
         parser.add_argument("--methods", default="simclr,self-oecl,oecl", help="comma-separated methods")
-        parser.add_argument("--classes", default=None, help="comma-separated class indices (default: all)")
-    parser.add_argument("--oe", default=None,
+        parser.add_argument("--classes", type=class_indices, default=None,
+                            help="comma-separated class indices (default: all)")
+    parser.add_argument("--oe", type=oe_source, default=None,
                         help="OE source: a dataset name, imagefolder:DIR, photos, or outlier-classes")
-    parser.add_argument("--oe-shots", type=int, default=None, help="few-shot OE: keep K images per OE class")
+    parser.add_argument("--oe-shots", type=positive_int, default=None, help="few-shot OE: keep K images per OE class")
     parser.add_argument("--preset", default="lite", choices=list(experiments.PRESETS))
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None,
                         help="override the preset's epochs (the warm-up keeps its share unless --warmup-epochs)")
-    parser.add_argument("--warmup-epochs", type=int, default=None, help="epochs with alpha = 0 at the start")
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--warmup-epochs", type=non_negative_int, default=None,
+                        help="epochs with alpha = 0 at the start")
+    parser.add_argument("--batch-size", type=at_least_two, default=None)
     parser.add_argument("--arch", default=None, choices=models.ARCHITECTURES)
-    parser.add_argument("--views", type=int, default=None, help="random test-time views per image")
-    parser.add_argument("--alpha", type=float, default=1.0, help="weight of the OE norm term")
-    parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--seeds", default=None,
+    parser.add_argument("--views", type=non_negative_int, default=None, help="random test-time views per image")
+    parser.add_argument("--alpha", type=non_negative_finite_float, default=1.0, help="weight of the OE norm term")
+    parser.add_argument("--lr", type=positive_finite_float, default=0.1)
+    parser.add_argument("--seed", type=seed_int, default=0)
+    parser.add_argument("--seeds", type=seed_list, default=None,
                         help="several seeds: a count (3 -> 0,1,2) or a list (0,4,7); each in its own seed-S folder")
-    parser.add_argument("--jobs", type=int, default=1,
+    parser.add_argument("--jobs", type=positive_int, default=1,
                         help="independent runs side by side as single-thread CPU processes")
     parser.add_argument("--data-root", default=None, help="data folder (default: $OOD_EXPLAIN_DATA or ./data)")
     parser.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
-    parser.add_argument("--image-size", type=int, default=None, help="resize images to NxN (ImageFolder data)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--image-size", type=positive_int, default=None, help="resize images to NxN (ImageFolder data)")
+    parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--out", required=True, help="run folder (sweep: root folder)")
+    parser.add_argument("--out", type=output_folder, required=True, help="run folder (sweep: root folder)")
 
 
 def _config_from(args: argparse.Namespace, single: bool) -> experiments.RunConfig:
@@ -69,7 +207,7 @@ def _print_metrics(metrics: dict) -> None:
 def command_run(args: argparse.Namespace) -> None:
     config = _config_from(args, single=True)
     if args.seeds is not None:  # one folder per seed, then mean ± std of the main score
-        seeds = sweeps.seed_list(args.seeds)
+        seeds = args.seeds
         configs = [dataclasses.replace(config, seed=s, out=str(Path(args.out) / f"seed-{s}")) for s in seeds]
         todo = [c for c in configs if args.restart or not experiments.is_finished(c.out)]
         if args.jobs > 1 and todo and not args.restart:
@@ -91,9 +229,8 @@ def command_run(args: argparse.Namespace) -> None:
 
 
 def command_sweep(args: argparse.Namespace) -> None:
-    classes = [int(k) for k in args.classes.split(",")] if args.classes else None
     with distributed.launched(args.device):
-        sweeps.sweep(_config_from(args, single=False), args.methods.split(","), args.out, classes,
+        sweeps.sweep(_config_from(args, single=False), args.methods.split(","), args.out, args.classes,
                      seeds=args.seeds or [args.seed], jobs=args.jobs)
     if not distributed.is_main():
         return
@@ -111,15 +248,15 @@ def command_report(args: argparse.Namespace) -> None:
 def command_quickstart(args: argparse.Namespace) -> None:
     from .quickstart import quickstart
 
-    quickstart(args.out, classes=[int(k) for k in args.classes.split(",")], data_root=args.data_root,
-               preset=args.preset, seeds=args.seeds, jobs=args.jobs)
+    quickstart(args.out, classes=args.classes, data_root=args.data_root, preset=args.preset, seeds=args.seeds,
+               jobs=args.jobs)
 
 
 def command_reproduce(args: argparse.Namespace) -> None:
     from .reproduce import reproduce
 
     reproduce(args.name, preset=args.preset, out=args.out, data_root=args.data_root, oe=args.oe,
-              classes=[int(k) for k in args.classes.split(",")] if args.classes else None,
+              classes=args.classes,
               methods=args.methods.split(",") if args.methods else None, device=args.device,
               jobs_per_gpu=args.jobs_per_gpu, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
               compile=args.compile, seeds=args.seeds, jobs=args.jobs)
@@ -147,53 +284,56 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=command_report)
 
     quick = commands.add_parser("quickstart", help="SimCLR vs self-OECL vs OECL on scikit-learn's digits, offline")
-    quick.add_argument("--out", default="runs/quickstart")
-    quick.add_argument("--classes", default="0,1,3")
+    quick.add_argument("--out", type=output_folder, default="runs/quickstart")
+    quick.add_argument("--classes", type=class_indices, default="0,1,3")
     quick.add_argument("--data-root", default=None)
     quick.add_argument("--preset", default="lite", choices=list(experiments.PRESETS), help="smoke: seconds")
-    quick.add_argument("--seeds", default="3", help="a count (3 -> seeds 0,1,2) or a list (0,4,7)")
-    quick.add_argument("--jobs", type=int, default=1, help="runs side by side as single-thread CPU processes")
+    quick.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help="a count (3 -> seeds 0,1,2) or a list (0,4,7)")
+    quick.add_argument("--jobs", type=positive_int, default=1, help="runs side by side as single-thread CPU processes")
     quick.set_defaults(func=command_quickstart)
 
     reproduce = commands.add_parser("reproduce", help="run a named paper table end to end (resumable)")
     reproduce.add_argument("name", help="e.g. fashion-mnist-one-vs-rest, cifar10-one-vs-rest, cifar10-leave-one-out")
     reproduce.add_argument("--preset", default="paper", choices=list(experiments.PRESETS))
-    reproduce.add_argument("--out", default=None, help="default: runs/reproduce/NAME-PRESET")
-    reproduce.add_argument("--oe", default=None, help="override the table's OE source")
-    reproduce.add_argument("--classes", default=None)
+    reproduce.add_argument("--out", type=output_folder, default=None, help="default: runs/reproduce/NAME-PRESET")
+    reproduce.add_argument("--oe", type=oe_source, default=None, help="override the table's OE source")
+    reproduce.add_argument("--classes", type=class_indices, default=None)
     reproduce.add_argument("--methods", default=None)
     reproduce.add_argument("--data-root", default=None)
-    reproduce.add_argument("--device", default="auto")
-    reproduce.add_argument("--jobs-per-gpu", type=int, default=1, help="concurrent one-class runs per GPU")
-    reproduce.add_argument("--epochs", type=int, default=None,
+    reproduce.add_argument("--device", type=device_name, default="auto")
+    reproduce.add_argument("--jobs-per-gpu", type=positive_int, default=1, help="concurrent one-class runs per GPU")
+    reproduce.add_argument("--epochs", type=positive_int, default=None,
                            help="override the preset's epochs, e.g. for a time-limited GPU (recorded in the table)")
-    reproduce.add_argument("--warmup-epochs", type=int, default=None,
+    reproduce.add_argument("--warmup-epochs", type=non_negative_int, default=None,
                            help="default: the preset's share of --epochs (paper: 5%%)")
     reproduce.add_argument("--compile", action="store_true", help="torch.compile each run's model")
-    reproduce.add_argument("--seeds", default="1", help="a count (3 -> seeds 0,1,2) or a list (0,4,7)")
-    reproduce.add_argument("--jobs", type=int, default=1,
+    reproduce.add_argument("--seeds", type=seed_list, default=[0], help="a count (3 -> seeds 0,1,2) or a list (0,4,7)")
+    reproduce.add_argument("--jobs", type=positive_int, default=1,
                            help="runs side by side as single-thread CPU processes")
     reproduce.set_defaults(func=command_reproduce)
 
     bench = commands.add_parser("bench", help="training throughput: our pipeline vs a reference-style one")
-    bench.add_argument("--device", default="auto")
+    bench.add_argument("--device", type=device_name, default="auto")
     bench.add_argument("--arch", default="small-cnn,resnet18-cifar", help="comma-separated architectures")
-    bench.add_argument("--batch-size", type=int, default=64, help="ID images per step (2 views each)")
-    bench.add_argument("--steps", type=int, default=10, help="timed steps per pipeline and round")
-    bench.add_argument("--warmup", type=int, default=2, help="untimed steps before each timed block")
-    bench.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best is reported")
-    bench.add_argument("--workers", type=int, default=2, help="DataLoader workers of the reference pipeline")
-    bench.add_argument("--images", type=int, default=2048, help="images decoded into memory")
+    bench.add_argument("--batch-size", type=positive_int, default=64, help="ID images per step (2 views each)")
+    bench.add_argument("--steps", type=positive_int, default=10, help="timed steps per pipeline and round")
+    bench.add_argument("--warmup", type=non_negative_int, default=2, help="untimed steps before each timed block")
+    bench.add_argument("--rounds", type=positive_int, default=2, help="alternating rounds; the best is reported")
+    bench.add_argument("--workers", type=non_negative_int, default=2,
+                       help="DataLoader workers of the reference pipeline")
+    bench.add_argument("--images", type=positive_int, default=2048, help="images decoded into memory")
     bench.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                        help="also measure our pipeline under torch.compile (default: on; the first steps compile)")
-    bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    bench.add_argument("--threads", type=positive_int, default=None,
+                       help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                        help="our pipeline's precision (auto: train.autocast_dtype's choice); the reference is fp32")
     bench.add_argument("--breakdown", action="store_true",
                        help="also time each training step on a fixed batch (model only, no data pipeline) and "
                             "split the ratio into model step x input pipeline")
     bench.add_argument("--augment-only", action="store_true", help="only ours vs kornia vs torchvision augmentation")
-    bench.add_argument("--json", default=None, metavar="OUT", help="also write every figure to this JSON file")
+    bench.add_argument("--json", type=output_file, default=None, metavar="OUT",
+                       help="also write every figure to this JSON file")
     bench.add_argument("--data-root", default=None)
     bench.set_defaults(func=command_bench)
     return parser
@@ -203,8 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, data.CorruptImageError, FloatingPointError,
-            bench.CompileFailed, experiments.RunFolderInUse) as error:
+    # User and environment errors (bad values, missing or unreadable files, a full disk, failed runs, a run
+    # folder in use): one line. Anything else is a bug and keeps its traceback.
+    except (ValueError, OSError, data.CorruptImageError, FloatingPointError, bench.CompileFailed,
+            RunsFailed, experiments.RunFolderInUse) as error:
         print(f"ood-explain: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

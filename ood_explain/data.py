@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.error import URLError
 
 import numpy as np
 import torch
@@ -77,9 +80,6 @@ class ImageSet:
         """The samples at `index` (a boolean mask or integer indices)."""
         return ImageSet(self.images[index], self.labels[index], self.classes, self.name, dict(self.notes))
 
-    def to(self, device: torch.device | str) -> ImageSet:
-        return ImageSet(self.images.to(device), self.labels.to(device), self.classes, self.name, dict(self.notes))
-
 
 @dataclass
 class Split:
@@ -109,6 +109,15 @@ def _not_found(dataset: str, where: Path, how: str) -> DatasetNotFoundError:
     return DatasetNotFoundError(
         f"dataset {dataset!r} not found: looked in {where}. To get it: {how}. Set the location with "
         f"--data-root DIR or the OOD_EXPLAIN_DATA environment variable."
+    )
+
+
+def _download_failed(dataset: str, root: Path, expected: str, error: Exception) -> DatasetNotFoundError:
+    reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    return DatasetNotFoundError(
+        f"could not download dataset {dataset!r} into {root}: no network connection? ({reason}). Download it "
+        f"on a machine with internet (--download) and copy it to {root / expected}, or point --data-root (or "
+        f"OOD_EXPLAIN_DATA) at a folder that holds it."
     )
 
 
@@ -149,18 +158,51 @@ def match_format(imageset: ImageSet, channels: int, size: int) -> ImageSet:
 # ---------------------------------------------------------------------------------------- ImageFolder
 
 
-def _image_files(folder: Path) -> list[Path]:
+def _is_image_file(path: Path) -> bool:
     # Hidden files are skipped: macOS "._name.jpg" AppleDouble files carry an image extension but no image
     # (ImageNet-30's airliner/._1.JPEG is one).
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if _is_image_file(p))
+
+
+def class_folders(root: Path) -> list[Path]:
+    """The class folders of an ImageFolder tree, sorted: sub-folders that are not hidden (such as
+    ``.ipynb_checkpoints``) and hold at least one image file."""
+    return sorted(p for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and any(map(_is_image_file, p.iterdir())))
+
+
+def split_classes(tree: Path) -> list[str] | None:
+    """The one class list of the ``tree/train`` and ``tree/test`` pair: the class folders of train/, which
+    must hold every class folder of test/. None when train/ has no class folders."""
+    train_dir, test_dir = tree / "train", tree / "test"
+    classes = [p.name for p in class_folders(train_dir)] if train_dir.is_dir() else []
+    if classes and test_dir.is_dir():
+        only_test = sorted({p.name for p in class_folders(test_dir)} - set(classes))
+        if only_test:
+            raise ValueError(
+                f"the test split {test_dir} has class folders {only_test} that the train split {train_dir} "
+                f"lacks; both splits need the same class folders (hidden folders and folders without images "
+                f"are skipped): rename, add or remove folders so that they match"
+            )
+    return classes or None
 
 
 def _decode(path: Path) -> Image.Image:
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
+        with warnings.catch_warnings():  # PIL only warns for up to twice its pixel limit: refuse those too
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return image.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise CorruptImageError(
+            f"cannot read image {path}: {error} Shrink it to at most {Image.MAX_IMAGE_PIXELS} pixels "
+            f"(PIL's Image.MAX_IMAGE_PIXELS) or remove it."
+        ) from error
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise CorruptImageError(f"cannot read image {path}: {error}") from error
 
@@ -190,11 +232,26 @@ CACHE_FORMAT = 1
 
 def _cache_key(files: list[Path], extra: str) -> str:
     """A key over the decoding format, `extra` and every file's path, size and modification time."""
-    digest = hashlib.sha1(f"format {CACHE_FORMAT}|{extra}".encode())
+    # surrogateescape: a name that is not valid UTF-8 hashes as its raw bytes (os.fsencode's encoding)
+    digest = hashlib.sha1(f"format {CACHE_FORMAT}|{extra}".encode("utf-8", "surrogateescape"))
     for path in files:
         stat = path.stat()
-        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns};".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:16]
+
+
+def _read_cache(cache_file: Path, count: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(images, labels) from a cache entry of `count` images; None when the entry is missing, unreadable
+    or corrupt (a cut-off write, a disk error, another program's file), so that the folder is decoded again."""
+    try:
+        cached = torch.load(cache_file, weights_only=True)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError):
+        return None
+    images, labels = (cached.get("images"), cached.get("labels")) if isinstance(cached, dict) else (None, None)
+    valid = (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.dim() == 4
+             and len(images) == count and isinstance(labels, torch.Tensor) and labels.dtype == torch.int64
+             and labels.shape == (count,))
+    return (images, labels) if valid else None
 
 
 def load_image_folder(
@@ -206,8 +263,9 @@ def load_image_folder(
 ) -> ImageSet:
     """Decode a ``folder/<class>/<image>`` tree into an :class:`ImageSet` (cached after the first call).
 
-    Class indices follow the sorted folder names, or `classes` when given (a test split uses its train
-    split's list). A folder of images with no class folders becomes one class named after the folder.
+    Class indices follow the sorted class folders (:func:`class_folders`: hidden folders and folders
+    without images are skipped), or `classes` when given (a test split uses its train split's list). A
+    folder of images with no class folders becomes one class named after the folder.
     Grayscale, palette, RGBA and RGB files may be mixed: if any file has colour, all become RGB,
     otherwise all stay one-channel. Images of different sizes need `image_size` (shorter side scaled to
     it, then centre-cropped). Raises :class:`DatasetNotFoundError` for a missing or empty folder and
@@ -216,7 +274,7 @@ def load_image_folder(
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise DatasetNotFoundError(f"image folder {root} does not exist (expected {root}/<class>/<image files>)")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    class_dirs = class_folders(root)
     if class_dirs:
         found = [p.name for p in class_dirs]
         classes = classes or found
@@ -235,9 +293,9 @@ def load_image_folder(
     paths = [path for path, _ in files]
     key = _cache_key(paths, f"{root.resolve()}|{image_size}|{classes}")
     cache_file = cache_dir() / f"imagefolder-{key}.pt"
-    if use_cache and cache_file.exists():
-        cached = torch.load(cache_file, weights_only=True)
-        return ImageSet(cached["images"], cached["labels"], classes, name or root.name, {"path": str(root)})
+    cached = _read_cache(cache_file, len(files)) if use_cache else None
+    if cached is not None:
+        return ImageSet(*cached, classes, name or root.name, {"path": str(root)})
 
     decoded = [_decode(path) for path in paths]
     mode = "L" if all(image.mode in GRAY_MODES for image in decoded) else "RGB"
@@ -321,12 +379,11 @@ def load_dataset(
         return load_digits(split, image_size or 28)
     data_root = resolve_data_root(root)
     if name == "imagefolder":
-        train_classes = None
-        if not train and (data_root / "train").is_dir():
-            train_classes = sorted(p.name for p in (data_root / "train").iterdir() if p.is_dir())
-        return load_image_folder(data_root / split, image_size, train_classes, name=f"ImageFolder {data_root.name}")
+        return load_image_folder(data_root / split, image_size, split_classes(data_root),
+                                 name=f"ImageFolder {data_root.name}")
     if name == "cifar10" and (data_root / "cifar10" / split).is_dir():
-        jpeg = load_image_folder(data_root / "cifar10" / split, image_size, name="CIFAR-10 (JPEG copy)")
+        jpeg = load_image_folder(data_root / "cifar10" / split, image_size, split_classes(data_root / "cifar10"),
+                                 name="CIFAR-10 (JPEG copy)")
         jpeg.notes["source"] = "JPEG re-encoded copy; values differ slightly from the torchvision download"
         return jpeg
     tv = torchvision.datasets
@@ -348,7 +405,11 @@ def load_dataset(
     make, label, expected = specs[name]
     try:
         dataset = make()
+    except (URLError, ConnectionError, TimeoutError) as error:
+        raise _download_failed(name, data_root, expected, error) from error
     except RuntimeError as error:
+        if download and str(error).startswith("Error downloading"):  # MNIST's after trying every mirror
+            raise _download_failed(name, data_root, expected, error) from error
         if "not found" not in str(error).lower() and "corrupted" not in str(error).lower():
             raise
         raise _not_found(
@@ -400,8 +461,35 @@ def leave_one_out(train: ImageSet, test: ImageSet, held_out: int) -> Split:
     )
 
 
+def _describe(imageset: ImageSet) -> str:
+    path = imageset.notes.get("path")
+    return f"{imageset.name!r}" + (f" ({path})" if path else "")
+
+
+def _format(imageset: ImageSet) -> str:
+    mode = {1: "gray", 3: "RGB"}.get(imageset.channels, f"{imageset.channels}-channel")
+    return f"{mode} {imageset.size}x{imageset.size}"
+
+
+def check_same_format(train: ImageSet, test: ImageSet) -> None:
+    """Raise ValueError, naming both sets, unless `train` and `test` share channels, size and classes."""
+    if _format(train) != _format(test):
+        raise ValueError(
+            f"the train split {_describe(train)} holds {_format(train)} images but the test split "
+            f"{_describe(test)} holds {_format(test)} images; give both the same --image-size N and the same "
+            f"colour (all files gray or all RGB)"
+        )
+    if train.classes != test.classes:
+        raise ValueError(
+            f"the train split {_describe(train)} and the test split {_describe(test)} have different classes "
+            f"({', '.join(train.classes)} vs {', '.join(test.classes)}); load both splits of one dataset "
+            f"(load_dataset) so that they share one class list"
+        )
+
+
 def make_split(train: ImageSet, test: ImageSet, protocol: str, class_index: int) -> Split:
-    """Dispatch on the protocol name, one of :data:`PROTOCOLS`."""
+    """Dispatch on the protocol name, one of :data:`PROTOCOLS`, after :func:`check_same_format`."""
+    check_same_format(train, test)
     if protocol == "one-vs-rest":
         return one_vs_rest(train, test, class_index)
     if protocol == "leave-one-out":
@@ -442,6 +530,22 @@ def few_shot(imageset: ImageSet, shots: int, seed: int = 0) -> ImageSet:
     return imageset.subset(torch.sort(torch.cat(chosen)).values)
 
 
+def check_oe_source(source: str) -> str:
+    """`source` when it is an OE source :func:`load_oe` knows (``imagefolder:DIR`` with a non-empty DIR);
+    otherwise a ValueError naming the choices."""
+    if source.startswith("imagefolder:"):
+        if not source.split(":", 1)[1].strip():
+            raise ValueError("--oe imagefolder:DIR needs a folder after the colon, e.g. --oe imagefolder:data/oe")
+        return source
+    named = [d for d in DATASETS if d != "imagefolder"]
+    if source not in (*named, "photos", "outlier-classes"):
+        raise ValueError(
+            f"unknown OE source {source!r}; use a dataset name ({', '.join(named)}), imagefolder:DIR, photos, "
+            "or outlier-classes"
+        )
+    return source
+
+
 def load_oe(
     source: str,
     like: ImageSet,
@@ -458,6 +562,7 @@ def load_oe(
     OOD under the protocol, passed as `outlier_classes`; use with `shots` for few-shot OE). `shots`
     keeps that many images per OE class.
     """
+    check_oe_source(source)
     if source.startswith("imagefolder:"):
         oe = load_image_folder(source.split(":", 1)[1], image_size=like.size)
     elif source == "photos":
@@ -466,13 +571,8 @@ def load_oe(
         if outlier_classes is None:
             raise ValueError("OE source 'outlier-classes' needs the training images of the OOD classes")
         oe = outlier_classes
-    elif source in DATASETS and source != "imagefolder":
-        oe = load_dataset(source, "train", root, download)
     else:
-        raise ValueError(
-            f"unknown OE source {source!r}; use a dataset name ({', '.join(d for d in DATASETS if d != 'imagefolder')}), "
-            "imagefolder:DIR, photos, or outlier-classes"
-        )
+        oe = load_dataset(source, "train", root, download)
     if len(oe) == 0:  # checked before few_shot, which cannot pick from an empty set
         raise ValueError(f"the OE source {source!r} holds no images")
     if shots is not None:

@@ -6,6 +6,8 @@ contrastive batch, d for the feature size (128 for the projection head).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -13,6 +15,13 @@ import torch.nn.functional as F
 def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
     """Promote half/bfloat16 (autocast outputs) to float32; keep float32 and float64 as they are."""
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
+def _check_rows(loss: str, **parts: torch.Tensor) -> None:
+    """ValueError naming `loss` and the part (ID or OE rows) that is empty."""
+    for part, x in parts.items():
+        if x.shape[0] == 0:
+            raise ValueError(f"{loss} got no {part} rows (shape {tuple(x.shape)}); pass at least one {part} sample")
 
 
 def nt_xent(z: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
@@ -29,6 +38,8 @@ def nt_xent(z: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     """
     if z.dim() != 2 or z.shape[0] % 2 or z.shape[0] < 2:
         raise ValueError(f"nt_xent expects z of shape (2N, d) with N >= 1, got {tuple(z.shape)}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"nt_xent needs a finite temperature > 0, got {temperature}")
     n = z.shape[0] // 2
     with torch.autocast(z.device.type, enabled=False):  # similarities in fp32 even under bf16 autocast
         z_hat = F.normalize(_at_least_fp32(z), dim=1)
@@ -41,6 +52,7 @@ def nt_xent(z: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
 
 def mean_norm(z: torch.Tensor) -> torch.Tensor:
     """Mean L2 norm of the rows of z, (M, d) -> scalar. Not squared; the OECL penalty."""
+    _check_rows("mean_norm", OE=z)
     return _at_least_fp32(z).norm(dim=1).mean()
 
 
@@ -53,8 +65,11 @@ def oecl_loss(
         z_id: (2N, d) ID projections in the [views 1; views 2] layout of :func:`nt_xent`.
         z_oe: (M, d) OE projections, un-normalized. They never enter the similarity matrix; their
             gradient is alpha * z/||z|| / M, a radial pull towards the origin.
-        alpha: weight of the OE norm term (0 during the warm-up epochs).
+        alpha: weight of the OE norm term (0 during the warm-up epochs), finite and >= 0.
     """
+    if not (math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"oecl_loss needs a finite alpha >= 0, got {alpha}")
+    _check_rows("oecl_loss", OE=z_oe)
     return nt_xent(z_id, temperature) + alpha * mean_norm(z_oe)
 
 
@@ -69,6 +84,7 @@ def hsc_loss(z_id: torch.Tensor, z_oe: torch.Tensor) -> torch.Tensor:
     Normal samples minimise h(z); OE samples minimise -log(1 - exp(-h(z))). Both terms are averaged
     over their own rows and added. z_id: (M, d), z_oe: (K, d).
     """
+    _check_rows("hsc_loss", ID=z_id, OE=z_oe)
     h_oe = hsc_distance(z_oe)
     # -log(1 - exp(-h)) computed stably; the clamp keeps h = 0 (a collapsed OE feature) finite.
     oe_term = -torch.log(-torch.expm1(-h_oe.clamp_min(1e-6)))
@@ -80,6 +96,7 @@ def bce_loss(logit_id: torch.Tensor, logit_oe: torch.Tensor) -> torch.Tensor:
 
     The two halves are averaged separately, so the ID:OE ratio of a batch does not reweight them.
     """
+    _check_rows("bce_loss", ID=logit_id, OE=logit_oe)
     logit_id, logit_oe = _at_least_fp32(logit_id), _at_least_fp32(logit_oe)
     return F.binary_cross_entropy_with_logits(
         logit_id, torch.ones_like(logit_id)

@@ -52,6 +52,8 @@ def aupr_out(scores_id: ArrayLike, scores_ood: ArrayLike) -> float:
 
 def fpr_at_tpr(scores_id: ArrayLike, scores_ood: ArrayLike, tpr: float = 0.95) -> float:
     """Fraction of OOD samples accepted as ID at the first threshold keeping >= `tpr` of ID samples."""
+    if not 0 <= tpr <= 1:  # also refuses NaN
+        raise ValueError(f"tpr must be in [0, 1] (a rate, e.g. 0.95 for FPR@95), got {tpr}")
     labels, scores = _labels_and_scores(scores_id, scores_ood)
     # Every threshold: the default drop_intermediate=True removes collinear ROC points, which can skip
     # the first threshold reaching `tpr` and overstate the FPR.

@@ -91,6 +91,10 @@ def sweep(base: RunConfig, method_names: list[str], root: str | Path, classes: l
 # --------------------------------------------------------------------------------------- subprocesses
 
 
+class RunsFailed(RuntimeError):
+    """One or more runs of a sweep ended with an error; the message names their folders and logs."""
+
+
 def _command(config: RunConfig) -> list[str]:
     return [sys.executable, "-m", "ood_explain.sweeps", json.dumps(dataclasses.asdict(config))]
 
@@ -120,7 +124,7 @@ def run_in_subprocesses(configs: list[RunConfig], slots: list[dict[str, str]]) -
                 failures.append(f"{config.out} (log: {Path(config.out).with_suffix('.log')})")
         time.sleep(0.5)
     if failures:
-        raise RuntimeError("runs failed: " + "; ".join(failures))
+        raise RunsFailed("runs failed: " + "; ".join(failures))
 
 
 # ---------------------------------------------------------------------------------------------- tables

@@ -90,6 +90,12 @@ def _figures_html(figures: list[go.Figure]) -> list[str]:
     return [figure.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, figure in enumerate(figures)]
 
 
+def _write_html(path: Path, page: str) -> None:
+    # A folder or file name that is not valid UTF-8 reaches the page as a lone surrogate: written as a
+    # character reference, which browsers show as U+FFFD, so the file stays valid UTF-8.
+    path.write_text(page, encoding="utf-8", errors="xmlcharrefreplace")
+
+
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write an HTML report of one run (default ``RUN_DIR/report.html``) and return its path."""
     run_dir = Path(run_dir)
@@ -108,7 +114,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                f"{n_ood} OOD test images. Training {run.metrics['train_seconds']:.0f} s for "
                f"{run.metrics['epochs']} epochs.</p>")
     path = Path(out) if out else run_dir / "report.html"
-    path.write_text(_page(label, [summary, metrics_table(run.metrics).round(4).to_html()] + _figures_html(figures)))
+    _write_html(path, _page(label, [summary, metrics_table(run.metrics).round(4).to_html()] + _figures_html(figures)))
     return path
 
 
@@ -134,7 +140,7 @@ def write_comparison_report(root: str | Path, out: str | Path | None = None, tit
         histories[run.method] = run.history
     figures = histograms + [roc_figure(curves, f"ROC, class {first_class}, ID = positive"), norm_trajectory(histories)]
     path = Path(out) if out else root / "report.html"
-    path.write_text(_page(title or f"ood-explain results: {root}", parts + _figures_html(figures)))
+    _write_html(path, _page(title or f"ood-explain results: {root}", parts + _figures_html(figures)))
     return path
 
 

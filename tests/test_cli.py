@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 
 import pandas as pd
 import pytest
@@ -58,7 +60,6 @@ def test_run_on_real_data_with_data_root(tmp_path, data_root):
     (["--dataset", "digits", "--method", "csi"], ["unknown method 'csi'", "simclr"]),
     (["--dataset", "digits", "--method", "simclr", "--normal-class", "10"], ["out of range", "0..9"]),
     (["--dataset", "digits", "--method", "oecl"], ["needs an OE source"]),
-    (["--dataset", "digits", "--method", "oecl", "--oe", "tiny80m"], ["unknown OE source 'tiny80m'"]),
     (["--dataset", "svhn2", "--method", "simclr"], ["unknown dataset 'svhn2'"]),
 ])
 def test_bad_inputs_exit_with_code_2(tmp_path, capsys, arguments, expected):
@@ -104,6 +105,19 @@ def test_report_writes_plotly_html(cli_run, capsys):
     assert page.count('class="plotly-graph-div"') == 3  # histogram, ROC curves, norm trajectories
     assert "Plotly.newPlot" in page and "plotly.js" in page.lower()  # plotly.js inline: works offline
     assert "self-oecl" in page and "AUROC" in page
+
+
+def test_report_of_a_run_with_names_that_are_not_utf8(cli_run, tmp_path):
+    from ood_explain.viz import write_report
+
+    out, _ = cli_run
+    copy = tmp_path / os.fsdecode(b"d\xe9ta")  # an ImageFolder tree named in Latin-1
+    shutil.copytree(out, copy)
+    record = json.loads((copy / "config.json").read_text())
+    record["data"]["dataset"] = f"ImageFolder {copy.name}"
+    (copy / "config.json").write_text(json.dumps(record))
+    page = write_report(copy).read_bytes().decode("utf-8")  # valid UTF-8
+    assert "ImageFolder d&#56553;ta" in page  # the undecodable byte as a character reference
 
 
 def test_report_on_unfinished_folder_exits_with_code_2(tmp_path, capsys):

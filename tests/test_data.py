@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import urllib.request
+from urllib.error import URLError
 
 import numpy as np
 import pytest
@@ -93,6 +95,24 @@ def test_unknown_protocol():
         data.make_split(train, train, "one-vs-one", 0)
 
 
+@pytest.mark.parametrize("protocol", data.PROTOCOLS)
+@pytest.mark.parametrize("test_channels, test_size, expected", [(1, 28, "28x28"), (3, 32, "RGB"), (3, 28, "RGB 28x28")])
+def test_split_of_different_format_is_refused_naming_both(protocol, test_channels, test_size, expected):
+    train = image_set(4, channels=1, size=32)
+    train.notes["path"] = "/data/train"
+    test = ImageSet(image_set(4, test_channels, test_size).images, torch.arange(4) % 2, ["0", "1"], "other")
+    with pytest.raises(ValueError, match=expected) as error:
+        data.make_split(train, test, protocol, 0)
+    assert "/data/train" in str(error.value) and "'other'" in str(error.value) and "--image-size" in str(error.value)
+
+
+def test_split_of_different_classes_is_refused():
+    train, test = image_set(4), image_set(4)
+    test.classes = ["1", "0"]
+    with pytest.raises(ValueError, match="different classes"):
+        data.make_split(train, test, "one-vs-rest", 0)
+
+
 # ---------------------------------------------------------------------------------------- ImageFolder
 
 
@@ -166,6 +186,17 @@ def test_image_folder_ignores_non_images_and_hidden_files(tmp_path):
     assert len(loaded) == 1 and loaded.classes == ["a"]
 
 
+def test_image_folder_names_that_are_not_utf8(tmp_path):
+    root = tmp_path / "names"
+    bad_file, bad_class = os.fsdecode(b"bad\xff.png"), os.fsdecode(b"cl\xe9ss")  # Latin-1 bytes
+    save(root / "a" / bad_file, gray(seed=1))
+    save(root / bad_class / "x.png", gray(seed=2))
+    for _ in range(2):  # decoded, then read back from the cache
+        loaded = data.load_image_folder(root)
+        assert loaded.classes == ["a", bad_class] and loaded.labels.tolist() == [0, 1]
+        assert torch.equal(loaded.images[0, 0], torch.from_numpy(gray(seed=1)))
+
+
 def test_image_folder_sizes(tmp_path):
     root = tmp_path / "sizes"
     save(root / "a" / "big.png", rgb((16, 16), seed=1))
@@ -219,6 +250,16 @@ def test_image_folder_corrupt_file_is_named(tmp_path, name, content):
     assert str(path) in str(error.value)
 
 
+@pytest.mark.parametrize("side", [12, 16])  # over PIL's pixel limit (a warning), over twice the limit (an error)
+def test_image_folder_decompression_bomb_is_named(tmp_path, monkeypatch, side):
+    save(tmp_path / "bombs" / "a" / "small.png", gray(seed=1))
+    save(tmp_path / "bombs" / "a" / "huge.png", gray((side, side), seed=2))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(CorruptImageError, match="huge.png") as error:
+        data.load_image_folder(tmp_path / "bombs", image_size=8)
+    assert str(tmp_path / "bombs" / "a" / "huge.png") in str(error.value) and "pixels" in str(error.value)
+
+
 def test_image_folder_cache_is_reused(tmp_path, monkeypatch):
     root = tmp_path / "cached"
     for i in range(4):
@@ -241,6 +282,29 @@ def test_image_folder_cache_is_reused(tmp_path, monkeypatch):
     save(root / "a" / "0.png", rgb(seed=99))
     os.utime(root / "a" / "0.png", ns=(1, 1))
     assert torch.equal(data.load_image_folder(root).images[0], torch.from_numpy(rgb(seed=99)).permute(2, 0, 1))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "wrong content"])
+def test_image_folder_corrupt_cache_is_decoded_again(tmp_path, monkeypatch, damage):
+    monkeypatch.setenv("OOD_EXPLAIN_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "damaged"
+    for i in range(3):
+        save(root / "a" / f"{i}.png", rgb(seed=i))
+    first = data.load_image_folder(root)
+    (cache_file,) = data.cache_dir().glob("imagefolder-*.pt")
+    if damage == "garbage":
+        cache_file.write_bytes(b"\x00not a torch file" * 50)
+    elif damage == "truncated":
+        cache_file.write_bytes(cache_file.read_bytes()[: cache_file.stat().st_size // 2])
+    elif damage == "empty":
+        cache_file.write_bytes(b"")
+    else:
+        torch.save({"images": torch.zeros(1, 3, 8, 8, dtype=torch.uint8), "labels": torch.zeros(1)}, cache_file)
+    again = data.load_image_folder(root)
+    assert torch.equal(again.images, first.images) and torch.equal(again.labels, first.labels)
+    # The entry was rewritten: a third load reads it back without decoding.
+    monkeypatch.setattr(data, "_decode", lambda path: pytest.fail(f"decoded {path} instead of using the cache"))
+    assert torch.equal(data.load_image_folder(root).images, first.images)
 
 
 def test_image_folder_cache_of_an_older_decoding_format_is_not_read(tmp_path, monkeypatch):
@@ -292,6 +356,30 @@ def test_imagefolder_dataset_uses_train_classes_for_test(tmp_path):
     assert test.classes == ["a", "b", "c"] and test.labels.tolist() == [0, 2]
 
 
+@pytest.mark.parametrize("dataset, tree", [("imagefolder", ""), ("cifar10", "cifar10")])
+def test_hidden_and_image_less_folders_do_not_shift_labels(tmp_path, dataset, tree):
+    for split in ("train", "test"):
+        for name in ("b", "c", "d"):
+            save(tmp_path / tree / split / name / "x.png", gray(seed=1))
+    (tmp_path / tree / "train" / ".ipynb_checkpoints").mkdir()  # Jupyter's, empty
+    save(tmp_path / tree / "test" / ".hidden" / "y.png", gray(seed=2))
+    (tmp_path / tree / "test" / "a").mkdir()  # sorts first, holds no image
+    (tmp_path / tree / "test" / "a" / "notes.txt").write_text("no image here")
+    train, test = data.load_dataset(dataset, "train", tmp_path), data.load_dataset(dataset, "test", tmp_path)
+    assert train.classes == test.classes == ["b", "c", "d"]
+    assert train.labels.tolist() == test.labels.tolist() == [0, 1, 2]
+
+
+def test_split_pair_with_a_class_only_in_test_names_both_folders(tmp_path):
+    save(tmp_path / "train" / "a" / "x.png", gray(seed=1))
+    save(tmp_path / "test" / "a" / "x.png", gray(seed=1))
+    save(tmp_path / "test" / "z" / "x.png", gray(seed=2))
+    for split in ("train", "test"):
+        with pytest.raises(ValueError, match="'z'") as error:
+            data.load_dataset("imagefolder", split, tmp_path)
+        assert str(tmp_path / "train") in str(error.value) and str(tmp_path / "test") in str(error.value)
+
+
 # ------------------------------------------------------------------------------------ named datasets
 
 
@@ -304,6 +392,20 @@ def test_missing_dataset_names_dataset_and_path(tmp_path, name, expected):
     message = str(error.value)
     assert repr(name) in message and str(root) in message and expected in message
     assert "--data-root" in message
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+@pytest.mark.parametrize("failure", [URLError("[Errno -3] Temporary failure in name resolution"), ConnectionResetError(104, "reset")])
+def test_download_without_network_is_a_clear_error(tmp_path, monkeypatch, name, failure):
+    def offline(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    root = tmp_path / "no-network"
+    with pytest.raises(DatasetNotFoundError) as error:
+        data.load_dataset(name, "train", root, download=True)
+    message = str(error.value)
+    assert "network" in message and repr(name) in message and str(root) in message and "--data-root" in message
 
 
 def test_missing_root_from_environment(tmp_path, monkeypatch):
@@ -428,3 +530,14 @@ def test_load_oe_unknown_source():
         data.load_oe("tiny80m", image_set(2))
     with pytest.raises(ValueError, match="unknown OE source"):
         data.load_oe("imagefolder", image_set(2))
+
+
+@pytest.mark.parametrize("source", ["imagefolder:", "imagefolder:  "])
+def test_load_oe_image_folder_without_a_folder(tmp_path, monkeypatch, source):
+    save(tmp_path / "a" / "x.png", gray(seed=1))
+    monkeypatch.chdir(tmp_path)  # an empty DIR must not mean the working directory
+    with pytest.raises(ValueError, match="--oe imagefolder:DIR needs a folder"):
+        data.load_oe(source, image_set(2))
+    with pytest.raises(ValueError, match="needs a folder"):
+        data.check_oe_source(source)
+    assert data.check_oe_source(f"imagefolder:{tmp_path}") == f"imagefolder:{tmp_path}"

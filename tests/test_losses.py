@@ -113,6 +113,38 @@ def test_nt_xent_bad_shapes_raise(shape):
         losses.nt_xent(torch.randn(shape))
 
 
+@pytest.mark.parametrize("temperature", [0.0, -0.5, float("nan"), float("inf")])
+def test_nt_xent_bad_temperature_raises(temperature):
+    with pytest.raises(ValueError, match="temperature"):
+        losses.nt_xent(torch.randn(4, 3), temperature)
+    with pytest.raises(ValueError, match="temperature"):
+        losses.oecl_loss(torch.randn(4, 3), torch.randn(2, 3), temperature)
+
+
+@pytest.mark.parametrize("loss", [
+    lambda z_id, z_oe: losses.oecl_loss(z_id, z_oe),
+    lambda z_id, z_oe: losses.hsc_loss(z_id, z_oe),
+    lambda z_id, z_oe: losses.bce_loss(z_id[:, 0], z_oe[:, 0]),
+    lambda z_id, z_oe: losses.mean_norm(z_oe),
+], ids=["oecl", "hsc", "bce", "mean_norm"])
+def test_oe_losses_without_oe_rows_raise(loss):
+    with pytest.raises(ValueError, match="no OE rows"):
+        loss(torch.randn(4, 3), torch.randn(0, 3))
+
+
+@pytest.mark.parametrize("loss", [losses.hsc_loss, lambda z_id, z_oe: losses.bce_loss(z_id[:, 0], z_oe[:, 0])],
+                         ids=["hsc", "bce"])
+def test_oe_losses_without_id_rows_raise(loss):
+    with pytest.raises(ValueError, match="no ID rows"):
+        loss(torch.randn(0, 3), torch.randn(2, 3))
+
+
+@pytest.mark.parametrize("alpha", [-1.0, float("nan"), float("inf")])
+def test_oecl_bad_alpha_raises(alpha):
+    with pytest.raises(ValueError, match="alpha"):
+        losses.oecl_loss(torch.randn(4, 3), torch.randn(2, 3), alpha=alpha)
+
+
 # ------------------------------------------------------------------------------- OECL and gradients
 
 

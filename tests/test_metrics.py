@@ -97,3 +97,14 @@ def test_empty_sets_raise(function):
         function([], [1.0])
     with pytest.raises(ValueError, match="need ID and OOD"):
         function([1.0], [])
+
+
+@pytest.mark.parametrize("tpr", [-0.1, 1.5, 95, float("nan"), float("inf")])
+def test_fpr_at_tpr_outside_zero_one_raises(tpr):
+    with pytest.raises(ValueError, match=r"tpr must be in \[0, 1\]"):
+        metrics.fpr_at_tpr([1.0, 2.0], [0.0, 1.0], tpr)
+
+
+@pytest.mark.parametrize("tpr, expected", [(0.0, 0.0), (1.0, 0.5)])
+def test_fpr_at_tpr_at_the_ends(tpr, expected):
+    assert metrics.fpr_at_tpr([1.0, 2.0], [0.0, 1.5], tpr) == expected
