@@ -131,11 +131,15 @@ def run_in_subprocesses(configs: list[RunConfig], slots: list[dict[str, str]]) -
 
 
 def collect_results(root: str | Path, metric: str = "auroc") -> pd.DataFrame:
-    """One row per finished run under `root`: method, class, seed and `metric`."""
+    """One row per finished run under `root`: method, class, seed, `metric` and the run's own seconds
+    (training + evaluation, as its metrics.json records them)."""
     rows = []
     for path in sorted(Path(root).glob("*/class-*/seed-*/metrics.json")):
-        rows.append({"method": path.parents[1].name, "class": int(path.parents[0].name.split("-")[1]),
-                     "seed": int(path.parent.name.split("-")[1]), metric: json.loads(path.read_text())[metric]})
+        seed_folder, class_folder, method_folder = path.parents[0], path.parents[1], path.parents[2]
+        metrics = json.loads(path.read_text())
+        rows.append({"method": method_folder.name, "class": int(class_folder.name.split("-")[1]),
+                     "seed": int(seed_folder.name.split("-")[1]), metric: metrics[metric],
+                     "seconds": metrics.get("train_seconds", 0) + metrics.get("eval_seconds", 0)})
     if not rows:
         raise FileNotFoundError(f"no finished runs (*/class-*/seed-*/metrics.json) under {root}")
     return pd.DataFrame(rows).sort_values(["method", "class", "seed"]).reset_index(drop=True)
@@ -183,7 +187,8 @@ def write_results(runs: pd.DataFrame, summary: pd.DataFrame, root: str | Path, h
     runs.to_csv(root / "results.csv", index=False, float_format="%.4f")
     seeds = sorted(runs["seed"].unique())
     note = (f"AUROC (%), mean ± sample standard deviation over seeds {', '.join(map(str, seeds))} "
-            f"({len(seeds)} seed(s)); `mean`: the class mean, per seed, then over seeds.\n\n")
+            f"({len(seeds)} seed(s)); `mean`: the class mean, per seed, then over seeds. {len(runs)} runs took "
+            f"{runs['seconds'].sum() / 60:.0f} min of training and evaluation in all (each run's own time).\n\n")
     (root / "results.md").write_text(header + note + format_summary(summary).to_markdown() + "\n")
 
 

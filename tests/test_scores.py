@@ -53,7 +53,8 @@ def test_higher_means_more_id():
     views = torch.randn(3, 5, 8) * 0.1 + z  # views agree with z
     big = Features(h=torch.randn(5, 16), z=3 * z, z_views=3 * views)
     small = Features(h=big.h, z=z, z_views=views)
-    s_big, s_small = scores.all_scores(big), scores.all_scores(small)
+    hsc = methods.get("hsc").own_scores
+    s_big, s_small = scores.all_scores(big, own_scores=hsc), scores.all_scores(small, own_scores=hsc)
     for name in ("norm", "norm_of_mean", "mean_sq_norm"):
         assert (s_big[name] > s_small[name]).all(), name
     assert (s_big["hsc"] < s_small["hsc"]).all()  # HSC: normal = close to the centre
