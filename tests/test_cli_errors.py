@@ -120,7 +120,7 @@ def test_out_in_a_folder_without_write_permission(paths, monkeypatch, capsys):
 def test_cuda_without_a_gpu(device, paths, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
-    monkeypatch.setattr(experiments, "run_experiment", lambda *args, **kwargs: {})  # "auto" parses: stop there
+    monkeypatch.setattr(experiments, "run_experiment", lambda *args, **kwargs: None)  # "auto" parses: stop there
     code, err = run_cli(["run", "--dataset", "digits", "--preset", "smoke", "--device", device,
                          "--out", paths["run"]], capsys)
     if device == "auto":
