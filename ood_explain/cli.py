@@ -80,6 +80,17 @@ def class_indices(text: str) -> list[int]:
     return indices
 
 
+def step_budgets(text: str) -> list[int]:
+    """An argparse type: comma-separated positive step counts such as "150,1200"."""
+    try:
+        budgets = [int(k) for k in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated step counts such as 150,1200, got {text!r}") from None
+    if min(budgets) < 1:
+        raise argparse.ArgumentTypeError(f"step counts must be at least 1, got {text!r}")
+    return budgets
+
+
 def seed_list(text: str) -> list[int]:
     """An argparse type: a seed count ("3" -> 0, 1, 2) or a comma-separated list of seeds ("0,4,7")."""
     try:
@@ -253,13 +264,18 @@ def command_quickstart(args: argparse.Namespace) -> None:
 
 
 def command_reproduce(args: argparse.Namespace) -> None:
-    from .reproduce import reproduce
+    from .reproduce import STUDIES, budget_study, reproduce
 
+    if args.name in STUDIES:  # a budget study: its own budgets, classes and preset
+        budget_study(args.name, out=args.out, data_root=args.data_root, seeds=args.seeds or 3, jobs=args.jobs,
+                     steps=args.steps, methods=args.methods.split(",") if args.methods else None,
+                     classes=args.classes)
+        return
     reproduce(args.name, preset=args.preset, out=args.out, data_root=args.data_root, oe=args.oe,
               classes=args.classes,
               methods=args.methods.split(",") if args.methods else None, device=args.device,
               jobs_per_gpu=args.jobs_per_gpu, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
-              compile=args.compile, seeds=args.seeds, jobs=args.jobs)
+              compile=args.compile, seeds=args.seeds or 1, jobs=args.jobs)
 
 
 def command_bench(args: argparse.Namespace) -> None:
@@ -293,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     quick.set_defaults(func=command_quickstart)
 
     reproduce = commands.add_parser("reproduce", help="run a named paper table end to end (resumable)")
-    reproduce.add_argument("name", help="e.g. fashion-mnist-one-vs-rest, cifar10-one-vs-rest, cifar10-leave-one-out")
+    reproduce.add_argument("name", help="a table (fashion-mnist-one-vs-rest, cifar10-one-vs-rest, cifar10-leave-one-out, "
+                                        "...) or a study (fashion-mnist-budget)")
     reproduce.add_argument("--preset", default="paper", choices=list(experiments.PRESETS))
     reproduce.add_argument("--out", type=output_folder, default=None, help="default: runs/reproduce/NAME-PRESET")
     reproduce.add_argument("--oe", type=oe_source, default=None, help="override the table's OE source")
@@ -307,7 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--warmup-epochs", type=non_negative_int, default=None,
                            help="default: the preset's share of --epochs (paper: 5%%)")
     reproduce.add_argument("--compile", action="store_true", help="torch.compile each run's model")
-    reproduce.add_argument("--seeds", type=seed_list, default=[0], help="a count (3 -> seeds 0,1,2) or a list (0,4,7)")
+    reproduce.add_argument("--steps", type=step_budgets, default=None,
+                           help="budget studies: comma-separated budgets in optimizer steps (default: the study's)")
+    reproduce.add_argument("--seeds", type=seed_list, default=None,
+                           help="a count (3 -> seeds 0,1,2) or a list (0,4,7); default: 1 for tables, 3 for studies")
     reproduce.add_argument("--jobs", type=positive_int, default=1,
                            help="runs side by side as single-thread CPU processes")
     reproduce.set_defaults(func=command_reproduce)

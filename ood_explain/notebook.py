@@ -19,13 +19,14 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from . import data
+from . import data, methods
 from .experiments import (Run, RunConfig, evaluation_sets, is_finished, load_data, pick_device, resolve,
                           run_experiment, score_table)
 from .models import ContrastiveModel
@@ -33,6 +34,7 @@ from .models import ContrastiveModel
 TRACK_LIMIT = 300  # test images per side (ID, OOD) scored after tracked epochs
 TRACK_VIEWS = 4  # random views for the ensemble scores of tracked epochs
 TRACK_POINTS = 12  # about this many tracked epochs per run
+GPU_SHORT_EPOCHS = 100  # notebook 06's GPU default: a shortened paper preset that fits a class period
 
 
 def fast_mode() -> bool:
@@ -54,6 +56,33 @@ def setup(threads: int | None = None, seed: int = 0) -> dict:
     np.random.seed(seed)
     return {"fast": fast_mode(), "preset": default_preset(), "threads": threads, "runs": str(runs_root()),
             "data": str(data.resolve_data_root())}
+
+
+@dataclass(frozen=True)
+class ExperimentPlan:
+    """What notebook 06 runs: a preset, an epoch override (None: the preset's), classes (None: all), methods."""
+
+    preset: str
+    epochs: int | None
+    classes: list[int] | None
+    methods: list[str]
+    note: str
+
+
+def full_experiments_plan(full_paper_table: bool = False, cuda: bool | None = None) -> ExperimentPlan:
+    """Notebook 06's plan. Fast mode: a smoke run of one class. A CPU: the lite table. A GPU: a short paper-preset
+    run (CIFAR ResNet-18, 100 epochs with the warm-up's 5 % share, classes 0 and 1), which fits a class period;
+    the full 1000-epoch paper table only when `full_paper_table` is asked for explicitly."""
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    contrastive = [methods.SIMCLR.name, methods.SELF_OECL.name, methods.OECL.name]
+    if fast_mode():
+        return ExperimentPlan("smoke", None, [0], [methods.SIMCLR.name, methods.OECL.name], "fast mode: a smoke test")
+    if full_paper_table:
+        return ExperimentPlan("paper", None, None, contrastive, "the full paper table: 1000 epochs per run, GPU days")
+    if cuda:
+        return ExperimentPlan("paper", GPU_SHORT_EPOCHS, [0, 1], contrastive,
+                              f"short GPU preset: {GPU_SHORT_EPOCHS} epochs of the paper's settings, classes 0 and 1")
+    return ExperimentPlan("lite", None, None, contrastive, "CPU: the lite preset (small CNN, 150 steps per run)")
 
 
 def default_preset() -> str:

@@ -259,3 +259,32 @@ def auroc_bars(table: pd.DataFrame, title: str = "AUROC per class", value_name: 
     figure.update_layout(barmode="group", title=title, xaxis_title=table.index.name or "",
                          yaxis_title=value_name, legend_title=table.columns.name or "", height=400)
     return figure
+
+
+def budget_figures(table: pd.DataFrame, longest: str | Path) -> go.Figure:
+    """Left: class-mean AUROC against training steps, one line per method, error bars = std over seeds
+    (`table`: steps, method, auroc_mean, auroc_std). Right: mean ‖z‖ of ID views (solid) and OE views
+    (dashed) per epoch at the longest budget, averaged over the runs under `longest` (their history.csv)."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("class-mean AUROC against the training budget",
+                                                           "‖z‖ of training views, longest budget"))
+    palette = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+    for i, (method, part) in enumerate(table.groupby("method", sort=False)):
+        color = palette[i % len(palette)]
+        figure.add_trace(go.Scatter(x=part["steps"], y=100 * part["auroc_mean"], mode="lines+markers", name=method,
+                                    legendgroup=method, line=dict(color=color),
+                                    error_y=dict(type="data", array=100 * part["auroc_std"].fillna(0))), 1, 1)
+        histories = [pd.read_csv(p) for p in sorted(Path(longest).glob(f"{method}/class-*/seed-*/history.csv"))]
+        if histories:
+            mean = pd.concat(histories).groupby("epoch")[["id_norm", "oe_norm"]].mean().reset_index()
+            figure.add_trace(go.Scatter(x=mean["epoch"], y=mean["id_norm"], mode="lines", legendgroup=method,
+                                        name=f"{method}: ID views", line=dict(color=color)), 1, 2)
+            if mean["oe_norm"].notna().any():
+                figure.add_trace(go.Scatter(x=mean["epoch"], y=mean["oe_norm"], mode="lines", legendgroup=method,
+                                            name=f"{method}: OE views", line=dict(color=color, dash="dash")), 1, 2)
+    figure.add_hline(y=50, line_dash="dot", line_color="gray", row=1, col=1)
+    figure.update_xaxes(title_text="optimizer steps", type="log", row=1, col=1)
+    figure.update_yaxes(title_text="AUROC (%), mean ± std over seeds", row=1, col=1)
+    figure.update_xaxes(title_text="epoch (25 steps each)", row=1, col=2)
+    figure.update_yaxes(title_text="mean ‖z‖ (raw projection)", type="log", row=1, col=2)
+    figure.update_layout(height=460, legend_title="method", margin=dict(t=90))
+    return figure

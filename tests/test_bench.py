@@ -115,6 +115,7 @@ def test_bench_command_prints_tables_and_writes_json(tmp_path, capsys) -> None:
     assert figures["ours_model_only"]["images_per_s"][0] > 0 and "model step only" in printed
 
 
+@pytest.mark.slow
 def test_bench_with_compile_measures_eager_and_compiled_against_one_reference(tmp_path, capsys) -> None:
     report = bench.run_bench(device="cpu", archs=("small-cnn",), batch_size=4, steps=1, workers=0, rounds=1,
                              warmup=1, images=16, data_root=str(tmp_path), compile=True)
@@ -136,6 +137,7 @@ def test_bench_precision_applies_to_our_pipeline_only(tmp_path) -> None:
     assert report["precision"] == "bf16"
 
 
+@pytest.mark.slow
 def test_a_failing_torch_compile_is_a_clear_error_naming_the_fix(monkeypatch) -> None:
     def broken_compile(model, **kwargs):
         def fail(*args, **kwargs):

@@ -12,7 +12,6 @@ import pytest
 from ood_explain import cli
 from ood_explain.quickstart import quickstart
 
-pytestmark = pytest.mark.slow
 
 SMALL = ["--preset", "smoke", "--device", "cpu"]
 
@@ -26,6 +25,7 @@ def cli_run(tmp_path_factory):
     return out, code
 
 
+@pytest.mark.slow
 def test_run_returns_zero_and_writes_the_folder(cli_run, capsys):
     out, code = cli_run
     assert code == 0
@@ -36,6 +36,7 @@ def test_run_returns_zero_and_writes_the_folder(cli_run, capsys):
         "digits", "self-oecl", 2, "smoke")
 
 
+@pytest.mark.slow
 def test_run_prints_metrics_and_resumes(cli_run, capsys):
     out, _ = cli_run
     checkpoint = (out / "checkpoint.pt").read_bytes()
@@ -47,6 +48,7 @@ def test_run_prints_metrics_and_resumes(cli_run, capsys):
     assert (out / "checkpoint.pt").read_bytes() == checkpoint  # finished: resumed at the end, no training
 
 
+@pytest.mark.slow
 def test_run_on_real_data_with_data_root(tmp_path, data_root):
     out = tmp_path / "fmnist"
     code = cli.main(["run", "--dataset", "fashion-mnist", "--method", "oecl", "--oe", "mnist", "--normal-class", "5",
@@ -95,6 +97,7 @@ def test_argparse_rejects_unknown_choices(tmp_path):
     assert exit_info.value.code == 2
 
 
+@pytest.mark.slow
 def test_report_writes_plotly_html(cli_run, capsys):
     out, _ = cli_run
     assert cli.main(["report", str(out)]) == 0
@@ -107,6 +110,7 @@ def test_report_writes_plotly_html(cli_run, capsys):
     assert "self-oecl" in page and "AUROC" in page
 
 
+@pytest.mark.slow
 def test_report_of_a_run_with_names_that_are_not_utf8(cli_run, tmp_path):
     from ood_explain.viz import write_report
 
@@ -126,6 +130,7 @@ def test_report_on_unfinished_folder_exits_with_code_2(tmp_path, capsys):
     assert "not a finished run folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sweep_writes_results_with_a_mean_row(tmp_path, capsys):
     root = tmp_path / "sweep"
     code = cli.main(["sweep", "--dataset", "digits", "--methods", "simclr,self-oecl", "--classes", "0,1", *SMALL,
@@ -142,6 +147,7 @@ def test_sweep_writes_results_with_a_mean_row(tmp_path, capsys):
     assert "results:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_run_with_seeds_prints_mean_and_std(tmp_path, capsys):
     out = tmp_path / "seeds"
     code = cli.main(["run", "--dataset", "digits", "--method", "simclr", *SMALL, "--seeds", "2", "--jobs", "2",
@@ -152,6 +158,7 @@ def test_run_with_seeds_prints_mean_and_std(tmp_path, capsys):
     assert all((out / f"seed-{s}" / "metrics.json").is_file() for s in (0, 1))
 
 
+@pytest.mark.slow
 def test_quickstart_smoke(tmp_path):
     out = tmp_path / "quick"
     report = quickstart(out, classes=[0], preset="smoke", progress=False, seeds=1)

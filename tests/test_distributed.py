@@ -101,6 +101,7 @@ def two_process_results(tmp_path_factory) -> list[dict]:
     return [torch.load(folder / f"rank{r}.pt", weights_only=True) for r in range(WORLD_SIZE)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_two_processes_match_one_process_on_the_global_batch(two_process_results, method) -> None:
     state, views = make_case()

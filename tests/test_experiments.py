@@ -15,7 +15,6 @@ from ood_explain import experiments, methods, metrics, sweeps
 from ood_explain import training as train_module
 from ood_explain.experiments import RunConfig
 
-pytestmark = pytest.mark.slow
 
 METHODS = ["simclr", "self-oecl", "oecl", "hsc", "bce"]
 SMOKE = experiments.PRESETS["smoke"]
@@ -43,6 +42,7 @@ def smoke_runs(tmp_path_factory, data_root):
     return get
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_smoke_run_writes_a_complete_run_folder(method, smoke_runs):
     out, result = smoke_runs(method)
@@ -94,6 +94,7 @@ def test_smoke_run_writes_a_complete_run_folder(method, smoke_runs):
     assert len(state["history"]) == SMOKE["epochs"]
 
 
+@pytest.mark.slow
 def test_rerun_does_not_train_again(smoke_runs, data_root):
     out, first = smoke_runs("oecl")
     checkpoint = (out / "checkpoint.pt").read_bytes()
@@ -104,6 +105,7 @@ def test_rerun_does_not_train_again(smoke_runs, data_root):
     assert again["scores"] == first["scores"]  # the same model, the same seeded test views
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result(smoke_runs, tmp_path, data_root, monkeypatch):
     _, straight = smoke_runs("oecl")
     out = tmp_path / "interrupted"
@@ -153,6 +155,7 @@ def test_oe_methods_need_an_oe_source(method):
         experiments.resolve(RunConfig(method=method, oe=None))
 
 
+@pytest.mark.slow
 def test_leave_one_out_with_few_shot_outlier_classes(tmp_path):
     out = tmp_path / "loo"
     config = RunConfig(dataset="digits", protocol="leave-one-out", normal_class=4, method="oecl",
@@ -166,6 +169,7 @@ def test_leave_one_out_with_few_shot_outlier_classes(tmp_path):
     assert 0 <= result["auroc"] <= 1
 
 
+@pytest.mark.slow
 def test_sweep_over_seeds_aggregates_and_resumes_with_a_seed_missing(tmp_path):
     base = RunConfig(dataset="digits", preset="smoke", device="cpu", test_limit=60, train_eval_limit=60)
     summary = sweeps.sweep(base, ["simclr"], tmp_path, classes=[0, 2], seeds=2, progress=False)

@@ -30,6 +30,7 @@ def toy_registered():
     del methods.REGISTRY[TOY.name]
 
 
+@pytest.mark.slow
 def test_a_toy_method_added_through_the_registry_trains_end_to_end(toy_registered, tmp_path):
     config = RunConfig(dataset="digits", normal_class=3, method=TOY.name, oe="photos", preset="smoke",
                        device="cpu", out=str(tmp_path / "toy"), test_limit=80, train_eval_limit=80)

@@ -6,6 +6,8 @@ import contextlib
 import io
 import re
 
+import pytest
+
 from conftest import REPO
 
 MARKER = "<!-- library-example: run by tests/test_readme.py -->"
@@ -17,6 +19,7 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", after, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_readme_library_example_runs_with_a_user_defined_encoder():
     code = readme_example()
     assert "nn.Sequential(" in code and "ox.ContrastiveModel(encoder" in code  # the user's own encoder

@@ -32,6 +32,7 @@ def test_paper_preset_follows_the_official_settings():
     assert self_oecl.batch_size == 32  # 32 images -> 64 rotated instances per view
 
 
+@pytest.mark.slow
 def test_reproduce_writes_a_table_and_skips_finished_runs(tmp_path, data_root, capsys):
     out = tmp_path / "table"
     results = rp.reproduce("fashion-mnist-one-vs-rest", preset="smoke", out=out, data_root=str(data_root),
@@ -42,7 +43,7 @@ def test_reproduce_writes_a_table_and_skips_finished_runs(tmp_path, data_root, c
     text = (out / "results.md").read_text()
     assert "OE: mnist" in text and "fashion-mnist" in text and "1 seed(s)" in text
     saved = pd.read_csv(out / "results.csv")
-    assert list(saved.columns) == ["method", "class", "seed", "auroc"] and len(saved) == 2
+    assert list(saved.columns) == ["method", "class", "seed", "auroc", "seconds"] and len(saved) == 2
     assert saved.set_index("method").loc["simclr", "auroc"] == pytest.approx(results.loc[0, ("mean", "simclr")], abs=1e-4)
     stamp = (out / "oecl" / "class-0" / "seed-0" / "metrics.json").stat().st_mtime_ns
     rp.reproduce("fashion-mnist-one-vs-rest", preset="smoke", out=out, data_root=str(data_root),
@@ -58,6 +59,7 @@ def test_shorter_paper_runs_keep_the_warmup_share():
     assert chosen.warmup_epochs == 0
 
 
+@pytest.mark.slow
 def test_reproduce_with_fewer_epochs_uses_its_own_folder_and_says_so(tmp_path, data_root, monkeypatch):
     monkeypatch.chdir(tmp_path)
     results = rp.reproduce("fashion-mnist-one-vs-rest", preset="smoke", data_root=str(data_root), classes=[1],
@@ -91,6 +93,7 @@ def test_cifar_table_adds_the_paper_row(tmp_path, data_root, monkeypatch):
     assert "OE: photos" in text and "oecl 97.8" in text and "self-oecl 94.7" in text
 
 
+@pytest.mark.slow
 def test_parallel_jobs_run_as_subprocesses(tmp_path, data_root, monkeypatch):
     monkeypatch.setenv("OOD_EXPLAIN_DATA", str(data_root))
     configs = [RunConfig(dataset="digits", method="simclr", normal_class=k, preset="smoke", test_limit=50,
@@ -101,8 +104,28 @@ def test_parallel_jobs_run_as_subprocesses(tmp_path, data_root, monkeypatch):
         assert 0.0 <= metrics["auroc"] <= 1.0
 
 
+@pytest.mark.slow
 def test_a_failing_parallel_job_is_reported(tmp_path):
     bad = RunConfig(dataset="digits", method="simclr", normal_class=42, preset="smoke", out=str(tmp_path / "bad"))
     with pytest.raises(RuntimeError, match="runs failed"):
         sweeps.run_in_subprocesses([bad], slots=[{}])
     assert "out of range" in (tmp_path / "bad.log").read_text()
+
+
+@pytest.mark.slow
+def test_budget_study_runs_each_budget_and_plots_auroc_against_steps(tmp_path, data_root, monkeypatch):
+    from ood_explain import experiments
+
+    monkeypatch.setitem(experiments.PRESETS, "lite", {**experiments.PRESETS["lite"], "batch_size": 16,
+                                                      "test_limit": 40, "train_eval_limit": 40, "views": 1})
+    table = rp.budget_study("fashion-mnist-budget", out=tmp_path, data_root=str(data_root), seeds=2, steps=[25, 50],
+                            methods=["simclr", "oecl"], classes=[0], progress=False)
+    assert sorted(set(table["steps"])) == [25, 50] and set(table["method"]) == {"simclr", "oecl"}
+    assert (table["seeds"] == 2).all() and table["auroc_std"].notna().all()
+    longest = json.loads((tmp_path / "steps-50" / "oecl" / "class-0" / "seed-1" / "config.json").read_text())
+    assert (longest["train"]["epochs"], longest["train"]["warmup_epochs"]) == (2, 0)  # lite's share: 1 of 6
+    shortest = json.loads((tmp_path / "steps-25" / "simclr" / "class-0" / "seed-0" / "config.json").read_text())
+    assert shortest["train"]["max_steps_per_epoch"] == 25 and shortest["train"]["epochs"] == 1
+    assert "±" in (tmp_path / "budget.md").read_text() and (tmp_path / "budget.html").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="multiple of 25 steps"):
+        rp.budget_epochs(100 + 1)

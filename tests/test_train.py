@@ -123,6 +123,7 @@ def test_training_step_returns_loss_and_norms_of_its_forward(method):
 # ---------------------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_oecl_training_lowers_loss_and_oe_norm(digits_class0, oe_images):
     history = train_module.train(model_for("oecl"), digits_class0, tiny("oecl", epochs=6, max_steps_per_epoch=3,
                                  batch_size=32), oe_images, progress=False)
@@ -133,6 +134,7 @@ def test_oecl_training_lowers_loss_and_oe_norm(digits_class0, oe_images):
     assert history[-1]["id_norm"] > history[0]["id_norm"]  # while ID norms grow
 
 
+@pytest.mark.slow
 def test_hsc_training_pushes_oe_out_and_id_in(digits_class0, oe_images):
     history = train_module.train(model_for("hsc"), digits_class0, tiny("hsc", epochs=4, max_steps_per_epoch=3,
                                  batch_size=32), oe_images, progress=False)
@@ -140,6 +142,7 @@ def test_hsc_training_pushes_oe_out_and_id_in(digits_class0, oe_images):
     assert history[-1]["oe_norm"] > history[0]["oe_norm"] and history[-1]["id_norm"] < history[0]["id_norm"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["simclr", "self-oecl", "bce"])
 def test_other_methods_train_with_finite_losses(method, digits_class0, oe_images):
     oe = oe_images if method == "bce" else None
@@ -148,6 +151,7 @@ def test_other_methods_train_with_finite_losses(method, digits_class0, oe_images
     assert math.isnan(history[0]["oe_norm"]) == (method == "simclr")  # self-OECL has rotated OE rows
 
 
+@pytest.mark.slow
 def test_history_records_schedule_and_warmup(digits_class0, oe_images):
     config = tiny("oecl", epochs=4, warmup_epochs=2, alpha=0.3, lr=0.2, max_steps_per_epoch=1)
     history = train_module.train(model_for("oecl"), digits_class0, config, oe_images, progress=False)
@@ -158,6 +162,7 @@ def test_history_records_schedule_and_warmup(digits_class0, oe_images):
     assert set(history[0]) >= {"epoch", "loss", "id_norm", "oe_norm", "alpha", "lr", "seconds"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["oecl", "hsc", "bce"])
 def test_methods_needing_oe_without_oe(method, digits_class0):
     with pytest.raises(ValueError, match="needs OE"):
@@ -167,11 +172,13 @@ def test_methods_needing_oe_without_oe(method, digits_class0):
                            torch.zeros(0, 1, 28, 28, dtype=torch.uint8), progress=False)
 
 
+@pytest.mark.slow
 def test_too_few_images_for_a_batch(digits_class0):
     with pytest.raises(ValueError, match="fewer than one batch"):
         train_module.train(model_for("simclr"), digits_class0[:15], tiny("simclr", batch_size=16), progress=False)
 
 
+@pytest.mark.slow
 def test_seeded_training_is_reproducible(digits_class0, oe_images):
     config = tiny("oecl", epochs=2, max_steps_per_epoch=1)
     a, b = model_for("oecl"), model_for("oecl")
@@ -188,6 +195,7 @@ def test_seeded_training_is_reproducible(digits_class0, oe_images):
 # ------------------------------------------------------------------------------- checkpoints/resume
 
 
+@pytest.mark.slow
 def test_checkpoint_written_atomically_every_epoch(tmp_path, digits_class0, oe_images, monkeypatch):
     path = tmp_path / "run" / "checkpoint.pt"
     seen = []
@@ -232,6 +240,7 @@ class Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["oecl", "self-oecl"])
 def test_resume_after_interruption_gives_the_same_weights(tmp_path, digits_class0, oe_images, monkeypatch, method):
     config = tiny(method, epochs=4, warmup_epochs=1, seed=3)
@@ -271,6 +280,7 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, digits_class
     assert [r["epoch"] for r in history_resumed] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_resume_without_checkpoint_starts_fresh(tmp_path, digits_class0):
     model = model_for("simclr")
     history = train_module.train(model, digits_class0, tiny("simclr", epochs=1), checkpoint=tmp_path / "none.pt",
@@ -278,6 +288,7 @@ def test_resume_without_checkpoint_starts_fresh(tmp_path, digits_class0):
     assert len(history) == 1 and (tmp_path / "none.pt").exists()
 
 
+@pytest.mark.slow
 def test_nan_loss_raises_and_keeps_previous_checkpoint(tmp_path, digits_class0, oe_images, monkeypatch):
     path = tmp_path / "checkpoint.pt"
     steps_per_epoch = 2
@@ -312,6 +323,7 @@ def test_nan_loss_raises_and_keeps_previous_checkpoint(tmp_path, digits_class0, 
     fresh.load_state_dict(state["model"])
 
 
+@pytest.mark.slow
 def test_exploding_learning_rate_raises(tmp_path, digits_class0):
     with pytest.raises(NonFiniteLossError):
         train_module.train(model_for("simclr"), digits_class0, tiny("simclr", lr=1e30, epochs=1),
@@ -319,6 +331,7 @@ def test_exploding_learning_rate_raises(tmp_path, digits_class0):
     assert not (tmp_path / "c.pt").exists()  # no epoch finished: nothing written
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path, digits_class0, oe_images):
     checkpoint = tmp_path / "checkpoint.pt"
     train_module.train(model_for("simclr"), digits_class0, tiny("simclr", epochs=1), checkpoint=checkpoint,

@@ -23,6 +23,7 @@ def runs(tmp_path_factory):
         return [notebook.load_or_run(c, progress=False, verbose=False) for c in configs]
 
 
+@pytest.mark.slow
 def test_load_or_run_tracks_epochs_and_loads_the_second_time(runs):
     first = runs[0]
     assert first.trained_now
@@ -69,6 +70,7 @@ def test_augmentation_explorer_callbacks():
     assert "rotation 90°" in explorer.figure.layout.title.text
 
 
+@pytest.mark.slow
 def test_umap_explorer_callbacks(runs):
     explorer = widgets.UmapExplorer.from_run(runs[1], per_side=40, n_neighbors=8)
     x_before = np.array(explorer.figure.data[0].x).copy()
@@ -100,3 +102,15 @@ def test_notebook_config_ignores_an_oe_source_a_method_does_not_use(tmp_path, mo
         assert notebook.config(method, 0, preset="smoke", oe="photos") == notebook.config(method, 0, preset="smoke")
     with_oe = notebook.config("oecl", 0, preset="smoke", oe="photos")
     assert with_oe.oe == "photos" and "oecl-photos" in with_oe.out
+
+
+def test_notebook_06_on_a_gpu_defaults_to_the_short_preset(monkeypatch):
+    monkeypatch.setenv("OOD_EXPLAIN_FAST", "0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the device check, mocked
+    plan = notebook.full_experiments_plan()
+    assert (plan.preset, plan.epochs, plan.classes) == ("paper", notebook.GPU_SHORT_EPOCHS, [0, 1])
+    assert notebook.full_experiments_plan(full_paper_table=True).epochs is None  # 1000 epochs only when asked
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert notebook.full_experiments_plan().preset == "lite"
+    monkeypatch.setenv("OOD_EXPLAIN_FAST", "1")
+    assert notebook.full_experiments_plan().preset == "smoke"
