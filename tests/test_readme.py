@@ -31,3 +31,17 @@ def test_readme_library_example_runs_with_a_user_defined_encoder():
     assert 0.0 <= auroc <= 1.0
     table = namespace["table"]
     assert table["is_id"].sum() == 59 and len(table) == 599  # the whole digits test split: 59 zeros, 540 others
+
+
+TABLE_MARKER = re.compile(r"<!-- results-table: (\S+) -->\n((?:\|.*\n)+)")
+
+
+def test_readme_result_tables_are_what_the_results_files_hold():
+    from ood_explain import sweeps
+
+    tables = TABLE_MARKER.findall((REPO / "README.md").read_text())
+    assert tables, "the README quotes no results table"
+    for folder, quoted in tables:
+        runs = sweeps.collect_results(REPO / folder)
+        expected = sweeps.format_summary(sweeps.summarize(runs)).to_markdown()
+        assert quoted.strip() == expected.strip(), f"README table of {folder} differs from its results files"
