@@ -68,27 +68,23 @@ def non_negative_finite_float(text: str) -> float:
     return value
 
 
-def class_indices(text: str) -> list[int]:
-    """An argparse type: comma-separated class indices such as "0,1,3"."""
-    try:
-        indices = [int(k) for k in text.split(",")]
-    except ValueError:
-        message = f"expected comma-separated class indices such as 0,1,3, got {text!r}"
-        raise argparse.ArgumentTypeError(message) from None
-    if min(indices) < 0:
-        raise argparse.ArgumentTypeError(f"class indices start at 0, got {text!r}")
-    return indices
+def int_list(what: str, example: str, minimum: int) -> Callable[[str], list[int]]:
+    """An argparse type: comma-separated whole numbers of at least `minimum` (`what` and `example` for errors)."""
+
+    def parse(text: str) -> list[int]:
+        try:
+            values = [int(k) for k in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what} such as {example}, got {text!r}") from None
+        if min(values) < minimum:
+            raise argparse.ArgumentTypeError(f"{what} must be at least {minimum}, got {text!r}")
+        return values
+
+    return parse
 
 
-def step_budgets(text: str) -> list[int]:
-    """An argparse type: comma-separated positive step counts such as "150,1200"."""
-    try:
-        budgets = [int(k) for k in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated step counts such as 150,1200, got {text!r}") from None
-    if min(budgets) < 1:
-        raise argparse.ArgumentTypeError(f"step counts must be at least 1, got {text!r}")
-    return budgets
+class_indices = int_list("class indices", "0,1,3", 0)
+step_budgets = int_list("step counts", "150,1200", 1)
 
 
 def seed_list(text: str) -> list[int]:
