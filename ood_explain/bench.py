@@ -3,7 +3,7 @@
 Both pipelines train the same model (same architecture and initial weights) with SimCLR on the same
 images, with the same batch of B ID images (2B views) per step and plain SGD:
 
-* **ours** is the inner loop of :func:`ood_explain.train.train`: uint8 images on the device, a batch
+* **ours** is what :func:`ood_explain.training.train` runs (its training step and batch iterator): uint8 images on the device, a batch
   indexed there, both views made in batch by :mod:`ood_explain.augment` (per-sample parameters),
   channels_last, bf16 autocast where :func:`ood_explain.training.autocast_dtype` picks it (CUDA always; CPU
   for ResNets on CPUs with AMX), and no host-device synchronisation inside the step; measured eager and,
