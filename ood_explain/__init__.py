@@ -28,5 +28,6 @@ from .training import TrainConfig, train
 __version__ = "0.1.0"
 
 __all__ = ["ContrastiveModel", "ImageSet", "Method", "Run", "RunConfig", "Split", "TrainConfig", "auroc",
-           "build_model", "evaluation_sets", "get_method", "id_and_ood", "load_data", "load_dataset", "load_oe", "make_model", "make_split",
+           "build_model", "evaluation_sets", "get_method", "id_and_ood", "load_data", "load_dataset", "load_oe",
+           "make_model", "make_split",
            "ood_metrics", "register_method", "run_experiment", "score_table", "train"]

@@ -3,8 +3,9 @@
 Both pipelines train the same model (same architecture and initial weights) with SimCLR on the same
 images, with the same batch of B ID images (2B views) per step and plain SGD:
 
-* **ours** is what :func:`ood_explain.training.train` runs (its training step and batch iterator): uint8 images on the device, a batch
-  indexed there, both views made in batch by :mod:`ood_explain.augment` (per-sample parameters),
+* **ours** is what :func:`ood_explain.training.train` runs (its training step and batch iterator): uint8
+  images on the device, a batch indexed there, both views made in batch by :mod:`ood_explain.augment`
+  (per-sample parameters),
   channels_last, bf16 autocast where :func:`ood_explain.training.autocast_dtype` picks it (CUDA always; CPU
   for ResNets on CPUs with AMX), and no host-device synchronisation inside the step; measured eager and,
   unless ``--no-compile``, under ``torch.compile``.

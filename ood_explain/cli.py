@@ -75,7 +75,8 @@ def int_list(what: str, example: str, minimum: int) -> Callable[[str], list[int]
         try:
             values = [int(k) for k in text.split(",")]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {what} such as {example}, got {text!r}") from None
+            message = f"expected comma-separated {what} such as {example}, got {text!r}"
+            raise argparse.ArgumentTypeError(message) from None
         if min(values) < minimum:
             raise argparse.ArgumentTypeError(f"{what} must be at least {minimum}, got {text!r}")
         return values
@@ -226,7 +227,8 @@ def command_run(args: argparse.Namespace) -> None:
         for seed, value in zip(seeds, aurocs):
             print(f"seed {seed}: AUROC {value:.4f}")
         spread = f" ± {statistics.stdev(aurocs):.4f} (sample std)" if len(aurocs) > 1 else ""
-        print(f"main score, {len(aurocs)} seed(s): AUROC {statistics.mean(aurocs):.4f}{spread}\nrun folders: {args.out}/seed-*")
+        print(f"main score, {len(aurocs)} seed(s): AUROC {statistics.mean(aurocs):.4f}{spread}")
+        print(f"run folders: {args.out}/seed-*")
         return
     with distributed.launched(args.device):  # a process group when started by torchrun, else nothing
         run = experiments.run_experiment(config, resume=not args.restart)
