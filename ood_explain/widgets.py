@@ -199,13 +199,15 @@ class NormDashboard:
     """Pick class, method, score and epoch; see histograms of the score for ID and OOD test images,
     the AUROC at that epoch, and the AUROC over the tracked epochs.
 
-    `runs`: :class:`ood_explain.notebook.Run` objects (tracked runs give one slider stop per tracked
-    epoch; untracked ones only their final epoch).
+    `runs`: :class:`ood_explain.experiments.Run` objects (tracked runs give one slider stop per tracked
+    epoch; untracked ones only their final epoch). `scores`: the scores the dropdown offers (default: every
+    score of the runs), so a notebook can keep out the ones it has not introduced yet.
     """
 
-    def __init__(self, runs: list, score: str = "norm") -> None:
+    def __init__(self, runs: list, score: str = "norm", scores: list[str] | None = None) -> None:
         if not runs:
             raise ValueError("NormDashboard needs at least one run")
+        self.allowed_scores = scores
         self.runs = {(run.normal_class, run.label): run for run in runs}
         self._tables: dict[tuple[int, str], pd.DataFrame] = {}
         classes = sorted({c for c, _ in self.runs})
@@ -256,7 +258,8 @@ class NormDashboard:
 
     def _scores(self, key: tuple[int, str]) -> list[str]:
         fixed = {"epoch", "index", "is_id", "label"}
-        return [c for c in self.table(key).columns if c not in fixed]
+        return [c for c in self.table(key).columns
+                if c not in fixed and (self.allowed_scores is None or c in self.allowed_scores)]
 
     def _epochs(self, key: tuple[int, str]) -> list[int]:
         return sorted(int(e) for e in self.table(key)["epoch"].unique())
@@ -311,7 +314,9 @@ class NormDashboard:
                 trace.x = values
                 trace.xbins = dict(start=low, end=high + size, size=size)
             self.histogram.layout.xaxis.title.text = label
-            self.histogram.layout.title.text = f"{self.method_control.value}, class {self.class_control.value}, epoch {epoch}: AUROC {value:.3f}"
+            self.histogram.layout.title.text = (f"{self.method_control.value}, class {self.class_control.value}, "
+                                                f"epoch {epoch}: AUROC {value:.3f} ({len(scores_id)} + "
+                                                f"{len(scores_ood)} test images)")
         table = self.table()
         per_epoch = [(int(e), auroc(*id_and_ood(part, score))) for e, part in table.groupby("epoch")]
         with self.curve.batch_update():

@@ -56,6 +56,12 @@ def test_norm_dashboard_callbacks(runs):
     for figure in (dashboard.histogram, dashboard.curve):
         assert figure.layout.xaxis.title.text and figure.layout.yaxis.title.text
         assert all(trace.name for trace in figure.data)
+    assert "test images)" in dashboard.histogram.layout.title.text  # the AUROC names its test set
+
+
+def test_norm_dashboard_offers_only_the_scores_a_notebook_introduced(runs):
+    dashboard = widgets.NormDashboard(runs, scores=["norm", "norm_of_mean"])
+    assert [value for _, value in dashboard.score_control.options] == ["norm", "norm_of_mean"]
 
 
 def test_augmentation_explorer_callbacks():
