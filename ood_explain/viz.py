@@ -211,8 +211,13 @@ def temperature_figure(temperatures=(0.1, 0.2, 0.5, 1.0), negatives: int = 14) -
 
 
 def score_histograms(runs: list[Run], score: str = "norm", title: str = "") -> go.Figure:
-    """One panel per run: histograms of `score` for ID and OOD test images, AUROC in each panel title."""
-    titles = [f"{run.label}, class {run.normal_class}: AUROC {auroc(*run.split(score)):.3f}" for run in runs]
+    """One panel per run: histograms of `score` for ID and OOD test images; each panel title gives the AUROC
+    of that score and the test images it counts."""
+    titles = []
+    for run in runs:
+        scores_id, scores_ood = run.split(score)
+        titles.append(f"{run.label}, class {run.normal_class}: AUROC {auroc(scores_id, scores_ood):.3f}<br>"
+                      f"({SCORE_LABELS.get(score, score)}, {len(scores_id)} + {len(scores_ood)} test images)")
     figure = make_subplots(rows=1, cols=len(runs), subplot_titles=titles)
     for col, run in enumerate(runs, start=1):
         for values, name, color in zip(run.split(score), ("ID test", "OOD test"), (ID_COLOR, OOD_COLOR)):

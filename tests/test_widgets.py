@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ood_explain import data, notebook, widgets
+from ood_explain import data, notebook, viz, widgets
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,7 @@ def test_load_or_run_tracks_epochs_and_loads_the_second_time(runs):
     assert notebook.config("simclr", 0, preset="smoke").out != notebook.config("simclr", 0, preset="smoke", lr=0.05).out
 
 
+@pytest.mark.slow
 def test_norm_dashboard_callbacks(runs):
     dashboard = widgets.NormDashboard(runs)
     def snapshot():
@@ -59,6 +60,7 @@ def test_norm_dashboard_callbacks(runs):
     assert "test images)" in dashboard.histogram.layout.title.text  # the AUROC names its test set
 
 
+@pytest.mark.slow
 def test_norm_dashboard_offers_only_the_scores_a_notebook_introduced(runs):
     dashboard = widgets.NormDashboard(runs, scores=["norm", "norm_of_mean"])
     assert [value for _, value in dashboard.score_control.options] == ["norm", "norm_of_mean"]
@@ -120,3 +122,11 @@ def test_notebook_06_on_a_gpu_defaults_to_the_short_preset(monkeypatch):
     assert notebook.full_experiments_plan().preset == "lite"
     monkeypatch.setenv("OOD_EXPLAIN_FAST", "1")
     assert notebook.full_experiments_plan().preset == "smoke"
+
+
+@pytest.mark.slow
+def test_score_histograms_name_score_and_test_set_in_each_title(runs):
+    figure = viz.score_histograms(runs[:2], "norm_of_mean")
+    titles = [annotation.text for annotation in figure.layout.annotations]
+    assert len(titles) == 2 and all("AUROC" in t and "‖mean of z over views‖" in t and "test images" in t
+                                    for t in titles)
