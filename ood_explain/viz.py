@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from sklearn.metrics import roc_curve
 
-from .experiments import Run
+from .experiments import Run, id_and_ood
 from .metrics import auroc
 
 ID_COLOR, OOD_COLOR, OE_COLOR = "#1f77b4", "#d62728", "#ff7f0e"
@@ -151,10 +151,9 @@ def norm_trajectories(run: Run, score: str = "norm") -> pd.DataFrame:
     """Per tracked epoch: mean of `score` (default ‖z‖) over ID and over OOD test images, and the AUROC."""
     rows = []
     for epoch, part in run.epochs_table().groupby("epoch"):
-        is_id = part["is_id"].to_numpy().astype(bool)
-        values = part[score].to_numpy()
-        rows.append({"epoch": epoch, "id_mean": values[is_id].mean(), "ood_mean": values[~is_id].mean(),
-                     "auroc": auroc(values[is_id], values[~is_id])})
+        scores_id, scores_ood = id_and_ood(part, score)
+        rows.append({"epoch": epoch, "id_mean": scores_id.mean(), "ood_mean": scores_ood.mean(),
+                     "auroc": auroc(scores_id, scores_ood)})
     return pd.DataFrame(rows)
 
 
