@@ -399,7 +399,7 @@ def prepare_folder(out: Path, config: RunConfig, resume: bool) -> None:
             (out / name).unlink(missing_ok=True)
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists():
-        saved = training.read_checkpoint(checkpoint).get("run")
+        saved = training.load_checkpoint(checkpoint, "cpu").get("run")
         training.refuse_other_settings(saved, model_settings(config), checkpoint, "run settings")
     (out / "metrics.json").unlink(missing_ok=True)
 

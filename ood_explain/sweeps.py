@@ -192,8 +192,5 @@ def write_results(runs: pd.DataFrame, summary: pd.DataFrame, root: str | Path, h
     (root / "results.md").write_text(header + note + format_summary(summary).to_markdown() + "\n")
 
 
-if __name__ == "__main__":  # one run of a sweep, in a subprocess: python -m ood_explain.sweeps CONFIG_JSON
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads()))
+if __name__ == "__main__":  # one run of a sweep, in a subprocess (torch takes its threads from OMP_NUM_THREADS)
     run_experiment(RunConfig(**json.loads(sys.argv[1])), progress=False)

@@ -203,11 +203,6 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
     return state
 
 
-def read_checkpoint(path: Path) -> dict:
-    """The checkpoint on the CPU (for checking its settings before a run writes anything)."""
-    return load_checkpoint(path, "cpu")
-
-
 def _config_dict(config: TrainConfig) -> dict:
     return dataclasses.asdict(config)
 
