@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import filelock
 import numpy as np
 import pandas as pd
 import torch
@@ -355,38 +356,26 @@ class RunFolderInUse(RuntimeError):
 
 @contextlib.contextmanager
 def folder_lock(out: Path) -> Iterator[None]:
-    """Hold ``out/.lock`` (holding our PID) while writing the folder; a lock left by a dead process is
-    taken over, one held by a live process is a :class:`RunFolderInUse` error naming it."""
+    """Hold an operating-system lock on ``out/.lock`` while writing the folder (``filelock``: released by
+    the kernel when the process ends, so a crashed run never leaves the folder locked). The file records
+    the holder's PID; a folder locked by another process is a :class:`RunFolderInUse` error naming it."""
     out.mkdir(parents=True, exist_ok=True)
-    lock = out / ".lock"
-    for _ in range(2):
-        try:
-            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            holder = lock.read_text().strip()
-            if holder.isdigit() and _alive(int(holder)) and int(holder) != os.getpid():
-                raise RunFolderInUse(f"run folder {out} is in use by PID {holder}; wait for it, or use another --out")
-            lock.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(str(os.getpid()))
-        break
-    else:
-        raise RunFolderInUse(f"could not lock run folder {out}; use another --out")
+    path = out / ".lock"
+    lock = filelock.FileLock(path, timeout=0, on_acquired=_record_pid)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        holder = path.read_text().strip() or "?"
+        raise RunFolderInUse(f"run folder {out} is in use by PID {holder}; wait for it, or use another --out") from None
     try:
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        lock.release()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _record_pid(descriptor: int) -> None:
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, str(os.getpid()).encode())
 
 
 def prepare_folder(out: Path, config: RunConfig, resume: bool) -> None:

@@ -83,8 +83,12 @@ def sweep(base: RunConfig, method_names: list[str], root: str | Path, classes: l
     runs = collect_results(root)
     summary = summarize(runs)
     if world()[0] == 0:
-        note = f"This invocation: {time.perf_counter() - started:.0f} s for {len(todo)} run(s)."
-        write_results(runs, summary, root, header + note + "\n\n")
+        way = (f"{len(slots)} subprocesses side by side, {', '.join(f'{k}={v}' for k, v in slots[0].items())}"
+               if slots else "one process")
+        note = (f"This invocation ran {len(todo)} run(s) in {time.perf_counter() - started:.0f} s of wall time "
+                f"({way}). " if todo else "")
+        intro = (header + note).strip()
+        write_results(runs, summary, root, intro + "\n\n" if intro else "")
     return summary
 
 

@@ -100,20 +100,23 @@ def test_metrics_json_is_written_last(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_folder_in_use_by_a_live_process_is_refused(tmp_path):
+def test_a_folder_in_use_by_a_live_process_is_refused_and_freed_when_it_dies(tmp_path):
     out = tmp_path / "run"
-    out.mkdir()
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder_code = ("import sys, time; from pathlib import Path; from ood_explain.experiments import folder_lock\n"
+                   "with folder_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", holder_code, str(out)], stdout=subprocess.PIPE, text=True)
     try:
-        (out / ".lock").write_text(str(sleeper.pid))
-        with pytest.raises(experiments.RunFolderInUse, match=f"in use by PID {sleeper.pid}"):
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(experiments.RunFolderInUse, match=f"in use by PID {holder.pid}"):
             experiments.run_experiment(tiny(out), progress=False)
         assert not (out / "config.json").exists()
     finally:
-        sleeper.kill()
-        sleeper.wait()
-    run = experiments.run_experiment(tiny(out), progress=False)  # a stale lock (dead process) is taken over
-    assert experiments.is_finished(out) and not (out / ".lock").exists() and run.metrics["epochs"] == 2
+        holder.kill()  # a crash: the holder never releases the lock itself
+        holder.wait()
+    run = experiments.run_experiment(tiny(out), progress=False)  # the kernel freed the dead holder's lock
+    assert experiments.is_finished(out) and run.metrics["epochs"] == 2
+    with experiments.folder_lock(out):  # and this run released its own
+        assert (out / ".lock").read_text() == str(os.getpid())
 
 
 @pytest.mark.slow
@@ -213,3 +216,4 @@ def test_reproduce_refuses_a_class_the_dataset_lacks_before_training(tmp_path, d
         reproduce.reproduce("fashion-mnist-one-vs-rest", preset="smoke", out=tmp_path, data_root=str(data_root),
                             classes=[0], methods=["simclr", "csi"], progress=False)
     assert not list(tmp_path.glob("*/class-*"))
+
