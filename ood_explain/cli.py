@@ -1,4 +1,4 @@
-"""The ``ood-explain`` command line: run, sweep, report, quickstart, reproduce, bench."""
+"""The ``ood-explain`` command line: run, sweep, report, quickstart, reproduce, claims, bench."""
 
 from __future__ import annotations
 
@@ -180,6 +180,8 @@ def _add_run_options(parser: argparse.ArgumentParser, single: bool) -> None:
     parser.add_argument("--views", type=non_negative_int, default=None, help="random test-time views per image")
     parser.add_argument("--alpha", type=non_negative_finite_float, default=1.0, help="weight of the OE norm term")
     parser.add_argument("--lr", type=positive_finite_float, default=0.1)
+    parser.add_argument("--weight-decay", type=non_negative_finite_float, default=5e-4,
+                        help="SGD weight decay (L2 penalty on all weights)")
     parser.add_argument("--seed", type=seed_int, default=0)
     parser.add_argument("--seeds", type=seed_list, default=None,
                         help="several seeds: a count (3 -> 0,1,2) or a list (0,4,7); each in its own seed-S folder")
@@ -199,7 +201,8 @@ def _config_from(args: argparse.Namespace, single: bool) -> experiments.RunConfi
         dataset=args.dataset, protocol=args.protocol, normal_class=args.normal_class if single else 0,
         method=args.method if single else "simclr", oe=args.oe, oe_shots=args.oe_shots, preset=args.preset,
         epochs=args.epochs, warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, arch=args.arch,
-        views=args.views, alpha=args.alpha, lr=args.lr, seed=args.seed, data_root=args.data_root,
+        views=args.views, alpha=args.alpha, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
+        data_root=args.data_root,
         download=args.download, image_size=args.image_size, device=args.device, precision=args.precision,
         compile=args.compile, out=args.out,
     )
@@ -276,6 +279,14 @@ def command_reproduce(args: argparse.Namespace) -> None:
               compile=args.compile, seeds=args.seeds or 1, jobs=args.jobs)
 
 
+def command_claims(args: argparse.Namespace) -> None:
+    from .claims import notebook_claims
+
+    table = notebook_claims(args.seeds, args.out, args.runs, progress=False)
+    print((Path(args.out) / "claims.md").read_text())
+    print(f"{len(table)} claims -> {Path(args.out) / 'claims.csv'}")
+
+
 def command_bench(args: argparse.Namespace) -> None:
     bench.main(args)
 
@@ -329,6 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--jobs", type=positive_int, default=1,
                            help="runs side by side as single-thread CPU processes")
     reproduce.set_defaults(func=command_reproduce)
+
+    claims = commands.add_parser("claims", help="the numbers the notebooks' prose quotes, over seeds (lite, digits)")
+    claims.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help="a count (3 -> seeds 0,1,2) or a list")
+    claims.add_argument("--out", type=output_folder, default="results/notebook-claims")
+    claims.add_argument("--runs", type=output_folder, default="runs/notebook-claims", help="the run folders")
+    claims.set_defaults(func=command_claims)
 
     bench = commands.add_parser("bench", help="training throughput: our pipeline vs a reference-style one")
     bench.add_argument("--device", type=device_name, default="auto")

@@ -74,6 +74,7 @@ class RunConfig:
     warmup_epochs: int | None = None
     alpha: float = 1.0
     lr: float = 0.1
+    weight_decay: float = 5e-4  # SGD's L2 penalty; 0 lets the norms grow as the free-vector theory says
     views: int | None = None
     precision: str = "auto"
     compile: bool = False
@@ -116,7 +117,7 @@ def train_config(config: RunConfig) -> TrainConfig:
     """The optimisation settings of a resolved run."""
     return TrainConfig(
         method=config.method, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-        alpha=config.alpha, warmup_epochs=config.warmup_epochs, seed=config.seed, precision=config.precision,
+        weight_decay=config.weight_decay, alpha=config.alpha, warmup_epochs=config.warmup_epochs, seed=config.seed, precision=config.precision,
         compile=config.compile, max_steps_per_epoch=config.max_steps_per_epoch,
     )
 
@@ -298,11 +299,13 @@ class Run:
 
     @property
     def label(self) -> str:
-        """e.g. ``oecl (OE photos)``: the method, with its OE source when it has one."""
-        if not self.config.oe:
-            return self.method
-        shots = f", {self.config.oe_shots}-shot" if self.config.oe_shots else ""
-        return f"{self.method} (OE {self.config.oe}{shots})"
+        """e.g. ``oecl (OE photos)``: the method, with its OE source when it has one and its weight decay
+        when it is not the default."""
+        details = [f"OE {self.config.oe}" + (f", {self.config.oe_shots}-shot" if self.config.oe_shots else "")
+                   ] if self.config.oe else []
+        if self.config.weight_decay != RunConfig.weight_decay:
+            details.append(f"weight decay {self.config.weight_decay:g}")
+        return f"{self.method} ({'; '.join(details)})" if details else self.method
 
     def split(self, score: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(ID scores, OOD scores) of one score (default: the main score)."""

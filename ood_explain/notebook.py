@@ -114,17 +114,19 @@ def settings_key(config: RunConfig) -> str:
 
 
 def config(method: str, normal_class: int = 0, dataset: str = "digits", preset: str | None = None,
-           protocol: str = "one-vs-rest", oe: str | None = None, **overrides) -> RunConfig:
+           protocol: str = "one-vs-rest", oe: str | None = None, root: str | Path | None = None,
+           **overrides) -> RunConfig:
     """A resolved RunConfig for the notebooks whose run folder is named after its settings:
     ``<runs>/<preset>/<dataset>-<protocol>/<method>[-<oe>][-<k>shot]/class-<c>-<hash>``.
     The same settings in two notebooks share one run; changing any setting gives a new folder. An OE source
-    given to a method without external OE is ignored (and not part of the name)."""
+    given to a method without external OE is ignored (and not part of the name). `root`: instead of
+    :func:`runs_root`."""
     preset = preset or default_preset()
     base = resolve(RunConfig(dataset=dataset, protocol=protocol, normal_class=normal_class, method=method,
                              oe=oe, preset=preset, **overrides))
     name = method + (f"-{base.oe.replace(':', '_').replace('/', '_')}" if base.oe else "")
     name += f"-{base.oe_shots}shot" if base.oe_shots else ""
-    out = runs_root() / preset / f"{dataset}-{protocol}" / name / f"class-{normal_class}-{settings_key(base)}"
+    out = Path(root or runs_root()) / preset / f"{dataset}-{protocol}" / name / f"class-{normal_class}-{settings_key(base)}"
     return dataclasses.replace(base, out=str(out))
 
 

@@ -292,3 +292,28 @@ def budget_figures(table: pd.DataFrame, longest: str | Path) -> go.Figure:
     figure.update_yaxes(title_text="mean ‖z‖ (raw projection)", type="log", row=1, col=2)
     figure.update_layout(height=460, legend_title="method", margin=dict(t=90))
     return figure
+
+
+def batchnorm_figure(trace: pd.DataFrame, title: str) -> go.Figure:
+    """Two panels from :func:`ood_explain.diagnostics.batchnorm_trace`: mean ‖z‖ of ID and OOD test images
+    per epoch with BatchNorm's running averages (dashed) and with recomputed statistics (solid), beside the
+    training views' ‖z‖; and the AUROC of ‖z‖ both ways."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("mean ‖z‖", "AUROC of ‖z‖"))
+    lines = [("train_view_norm", "training views (train mode)", "#7f7f7f", "dot"),
+             ("running_id", "ID test, running averages", "#1f77b4", "dash"),
+             ("running_ood", "OOD test, running averages", "#d62728", "dash"),
+             ("recomputed_id", "ID test, recomputed statistics", "#1f77b4", "solid"),
+             ("recomputed_ood", "OOD test, recomputed statistics", "#d62728", "solid")]
+    for column, name, color, dash in lines:
+        figure.add_trace(go.Scatter(x=trace["epoch"], y=trace[column], mode="lines+markers", name=name,
+                                    line=dict(color=color, dash=dash)), 1, 1)
+    for column, name, dash in (("running_auroc", "AUROC, running averages", "dash"),
+                               ("recomputed_auroc", "AUROC, recomputed statistics", "solid")):
+        figure.add_trace(go.Scatter(x=trace["epoch"], y=trace[column], mode="lines+markers", name=name,
+                                    line=dict(color="#2ca02c", dash=dash)), 1, 2)
+    figure.add_hline(y=0.5, line_dash="dot", line_color="gray", row=1, col=2)
+    figure.update_xaxes(title_text="epoch")
+    figure.update_yaxes(title_text="mean ‖z‖", row=1, col=1)
+    figure.update_yaxes(title_text="AUROC (ID = positive)", range=[0, 1.02], row=1, col=2)
+    figure.update_layout(title=title, legend_title="curve", height=430)
+    return figure

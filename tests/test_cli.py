@@ -18,10 +18,11 @@ SMALL = ["--preset", "smoke", "--device", "cpu"]
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):
-    """A run folder made by `ood-explain run` (digits, self-OECL, smoke preset) and its exit code."""
+    """A run folder made by `ood-explain run` (digits, self-OECL, smoke preset, no weight decay) and its
+    exit code."""
     out = tmp_path_factory.mktemp("cli") / "run"
     code = cli.main(["run", "--dataset", "digits", "--normal-class", "2", "--method", "self-oecl", *SMALL,
-                     "--out", str(out)])
+                     "--weight-decay", "0", "--out", str(out)])
     return out, code
 
 
@@ -31,17 +32,22 @@ def test_run_returns_zero_and_writes_the_folder(cli_run, capsys):
     assert code == 0
     for name in ("config.json", "metrics.json", "scores.csv", "history.csv", "checkpoint.pt"):
         assert (out / name).is_file(), name
-    config = json.loads((out / "config.json").read_text())["run"]
+    record = json.loads((out / "config.json").read_text())
+    config = record["run"]
     assert (config["dataset"], config["method"], config["normal_class"], config["preset"]) == (
         "digits", "self-oecl", 2, "smoke")
+    assert config["weight_decay"] == 0 and record["train"]["weight_decay"] == 0  # reaches the optimizer
 
 
 @pytest.mark.slow
 def test_run_prints_metrics_and_resumes(cli_run, capsys):
     out, _ = cli_run
     checkpoint = (out / "checkpoint.pt").read_bytes()
+    other = cli.main(["run", "--dataset", "digits", "--normal-class", "2", "--method", "self-oecl", *SMALL,
+                      "--out", str(out)])  # the default weight decay is another run: refused
+    assert other == 2 and "weight_decay: 0.0 in the checkpoint, 0.0005 now" in capsys.readouterr().err
     code = cli.main(["run", "--dataset", "digits", "--normal-class", "2", "--method", "self-oecl", *SMALL,
-                     "--out", str(out)])
+                     "--weight-decay", "0", "--out", str(out)])
     printed = capsys.readouterr().out
     assert code == 0
     assert "main score norm_of_mean: AUROC" in printed and f"run folder: {out}" in printed

@@ -1,0 +1,78 @@
+"""Why the tracked ‖z‖ curves rise and fall: BatchNorm's running averages.
+
+A network in eval mode normalizes with BatchNorm's running averages of past batch statistics (PyTorch:
+momentum 0.1, so roughly the last ten batches). When the weights change faster than those averages follow,
+eval-mode features are computed with stale statistics and their norms are off. :func:`batchnorm_trace`
+retrains a run and, at chosen epochs, scores the test images twice: as the tracker does (running averages)
+and after :func:`recompute_batchnorm` (statistics of augmented ID training views of the current weights).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from . import augment
+from .experiments import RunConfig, load_data, resolve, run_experiment
+from .metrics import auroc
+from .models import ContrastiveModel
+
+BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+@torch.no_grad()
+def recompute_batchnorm(model: ContrastiveModel, images: torch.Tensor) -> ContrastiveModel:
+    """A copy of `model` (in eval mode) whose BatchNorm layers hold the exact mean and variance of `images`
+    (float (N, C, H, W) in [0, 1]) under the current weights, instead of running averages."""
+    fresh = copy.deepcopy(model)
+    for layer in fresh.modules():
+        if isinstance(layer, BATCHNORMS):
+            layer.reset_running_stats()
+            layer.momentum = None  # a cumulative average: one pass over all images gives their statistics
+    fresh.train()
+    fresh(images)
+    return fresh.eval()
+
+
+@torch.no_grad()
+def mean_norms(model: ContrastiveModel, id_images: torch.Tensor, ood_images: torch.Tensor) -> dict[str, float]:
+    """Mean ‖z‖ of ID and OOD images (float, eval mode) and the AUROC of ‖z‖ (ID = positive)."""
+    model.eval()
+    id_norms, ood_norms = model(id_images)[1].norm(dim=1), model(ood_images)[1].norm(dim=1)
+    return {"id": id_norms.mean().item(), "ood": ood_norms.mean().item(),
+            "auroc": auroc(id_norms.numpy(), ood_norms.numpy())}
+
+
+def batchnorm_trace(config: RunConfig, epochs: list[int], views_per_image: int = 8) -> pd.DataFrame:
+    """Train `config` (CPU) into ``<out>-batchnorm`` and, after each of `epochs`, score its ID and OOD test
+    images with BatchNorm's running averages and with recomputed statistics. Loaded from ``trace.csv``
+    when that folder holds it. Columns: epoch, train_view_norm (history), running_id, running_ood,
+    running_auroc, recomputed_id, recomputed_ood, recomputed_auroc."""
+    config = resolve(dataclasses.replace(config, out=str(config.out) + "-batchnorm", device="cpu"))
+    saved = Path(config.out) / "trace.csv"
+    if saved.exists():
+        return pd.read_csv(saved)
+    data = load_data(config)
+    id_test, ood_test = augment.to_float(data.split.id_test.images), augment.to_float(data.split.ood_test.images)
+    generator = augment.make_generator(config.seed, torch.device("cpu"))
+    train = data.split.id_train.images
+    views = torch.cat([augment.simclr_view(train, generator) for _ in range(views_per_image)])
+    rows = []
+
+    def score(epoch: int, model: ContrastiveModel, row: dict) -> None:
+        if epoch in epochs:
+            running = mean_norms(copy.deepcopy(model), id_test, ood_test)
+            recomputed = mean_norms(recompute_batchnorm(model, views), id_test, ood_test)
+            rows.append({"epoch": epoch, "train_view_norm": row["id_norm"],
+                         **{f"running_{k}": v for k, v in running.items()},
+                         **{f"recomputed_{k}": v for k, v in recomputed.items()}})
+
+    run_experiment(config, resume=False, progress=False, on_epoch_end=score)  # every epoch, in one go
+    trace = pd.DataFrame(rows)
+    trace.to_csv(saved, index=False, float_format="%.5g")
+    return trace
