@@ -11,7 +11,9 @@ Modules, one per concept, by layer:
   folder), ``sweeps`` (methods x classes x seeds, tables over seeds), ``reproduce`` (named paper tables),
   ``quickstart``;
 - teaching: ``notebook`` (the notebooks' run registry: load-or-train, tracked epochs), ``viz`` (plotly
-  figures and HTML reports), ``widgets`` (interactive explorers), ``exercises`` (checkers);
+  figures and HTML reports), ``widgets`` (interactive explorers), ``exercises`` (checkers),
+  ``diagnostics`` (BatchNorm running vs recomputed statistics), ``claims`` (the numbers notebook prose
+  quotes, over seeds);
 - tools: ``cli`` (the ``ood-explain`` command), ``bench`` (training throughput).
 
 The main names are importable from the package itself, e.g. ``ood_explain.train``.

@@ -67,7 +67,8 @@ RUNS: tuple[NotebookRun, ...] = (
 
 
 def run_facts(run: Run) -> dict[str, float]:
-    """What the prose may quote about one finished, tracked run: AUROCs (full test set) of ‖z‖ and ‖mean z‖,
+    """What the prose may quote about one finished, tracked run: AUROCs (full test set) of ‖z‖, ‖mean z‖
+    and the mean ‖z‖² over views,
     the training-view ‖z‖ of ID (and OE) from history.csv, the final model's mean ‖z‖ (eval mode) of the
     training images as they are and of 4 augmented views of each, and the test subset's mean ‖z‖ and AUROC
     per tracked epoch from epoch_scores.csv."""
@@ -75,6 +76,7 @@ def run_facts(run: Run) -> dict[str, float]:
     warmup = run.config.warmup_epochs or 0
     after = history.loc[history.index > warmup, "id_norm"]
     facts = {"auroc_norm": run.auroc("norm"), "auroc_norm_of_mean": run.auroc("norm_of_mean"),
+             "auroc_mean_sq_norm": run.auroc("mean_sq_norm"),
              "train_id_norm_final": history["id_norm"].iloc[-1], "train_id_norm_peak": history["id_norm"].max(),
              "train_id_norm_at_warmup": history["id_norm"].get(warmup, np.nan),
              "train_id_norm_low_after_warmup": after.min() if len(after) else np.nan,
@@ -104,12 +106,13 @@ TRACED = ("simclr-0", "oecl-photos-0")  # the runs notebooks 02 and 03 retrace w
 
 
 def batchnorm_facts(trace: pd.DataFrame, warmup: int) -> dict[str, float]:
-    """From :func:`ood_explain.diagnostics.batchnorm_trace`: peaks of the ID test ‖z‖ and the lowest AUROC
-    after the warm-up, with BatchNorm's running averages and with recomputed statistics."""
+    """From :func:`ood_explain.diagnostics.batchnorm_trace`: peak and final ID test ‖z‖, and the lowest and
+    highest AUROC after the warm-up, with BatchNorm's running averages and with recomputed statistics."""
     late = trace[trace["epoch"] > warmup]
     return {f"bn_{kind}_{name}": float(value) for kind in ("running", "recomputed") for name, value in (
         ("id_peak", trace[f"{kind}_id"].max()), ("id_final", trace[f"{kind}_id"].iloc[-1]),
-        ("auroc_low_after_warmup", late[f"{kind}_auroc"].min()))}
+        ("auroc_low_after_warmup", late[f"{kind}_auroc"].min()),
+        ("auroc_high_after_warmup", late[f"{kind}_auroc"].max()))}
 
 
 # ---------------------------------------------------------------------------------------- quoted quantities
@@ -154,8 +157,12 @@ def beats(reference: Callable[[str], str], column: str) -> Callable[[pd.DataFram
     return test
 
 
+def simclr_of_class(key: str) -> str:
+    """The key of the SimCLR run on the class of run `key` (e.g. self-oecl-6 -> simclr-6)."""
+    return "simclr-" + key.rsplit("-", 1)[1]
+
+
 def _claims() -> list[Claim]:
-    simclr_class = lambda key: "simclr-" + key.rsplit("-", 1)[1]  # noqa: E731 (the SimCLR run of a key's class)
     claims = [
         Claim("00", "SimCLR ‖z‖ AUROC, digit 0 (%)", fact("simclr-0", "auroc_norm"), 100),
         Claim("00", "OECL (photo OE) ‖z‖ AUROC, digit 0 (%)", fact("oecl-photos-0", "auroc_norm"), 100),
@@ -180,6 +187,10 @@ def _claims() -> list[Claim]:
                      fact("simclr-0", "bn_recomputed_id_peak")),
                Claim("02", "SimCLR digit 0: final mean ‖z‖ of ID test images, recomputed BatchNorm statistics",
                      fact("simclr-0", "bn_recomputed_id_final")),
+               Claim("02", "SimCLR digit 0: highest AUROC after the warm-up, BatchNorm running averages (%)",
+                     fact("simclr-0", "bn_running_auroc_high_after_warmup"), 100),
+               Claim("02", "SimCLR digit 0: highest AUROC after the warm-up, recomputed BatchNorm statistics (%)",
+                     fact("simclr-0", "bn_recomputed_auroc_high_after_warmup"), 100),
                Claim("03", "OECL digit 0: lowest AUROC after the warm-up, BatchNorm running averages (%)",
                      fact("oecl-photos-0", "bn_running_auroc_low_after_warmup"), 100),
                Claim("03", "OECL digit 0: lowest AUROC after the warm-up, recomputed BatchNorm statistics (%)",
@@ -189,6 +200,8 @@ def _claims() -> list[Claim]:
                Claim("03", "OECL digit 0: peak mean ‖z‖ of ID test images, recomputed BatchNorm statistics",
                      fact("oecl-photos-0", "bn_recomputed_id_peak"))]
     claims += [Claim("03", f"OECL OE {name}, digit 0: ‖z‖ AUROC (%)", fact(f"oecl-{name}-0", "auroc_norm"), 100)
+               for name in OE_SOURCES]
+    claims += [Claim("03", f"OECL OE {name}, digit 0: ‖mean z‖ AUROC (%)", fact(f"oecl-{name}-0", "auroc_norm_of_mean"), 100)
                for name in OE_SOURCES]
     claims += [Claim("03", "OE sources (of 5) above SimCLR's ‖z‖ AUROC",
                      count([f"oecl-{name}-0" for name in OE_SOURCES],
@@ -203,12 +216,14 @@ def _claims() -> list[Claim]:
                    Claim("03", f"OECL digit 0, {label}: lowest tracked AUROC after the warm-up (%)",
                          fact(key, "tracked_auroc_low_after_warmup"), 100),
                    Claim("03", f"OECL digit 0, {label}: ‖z‖ AUROC (%)", fact(key, "auroc_norm"), 100),
-                   Claim("03", f"OECL digit 0, {label}: ‖mean z‖ AUROC (%)", fact(key, "auroc_norm_of_mean"), 100)]
+                   Claim("03", f"OECL digit 0, {label}: ‖mean z‖ AUROC (%)", fact(key, "auroc_norm_of_mean"), 100),
+                   Claim("03", f"OECL digit 0, {label}: mean ‖z‖² over views AUROC (%)",
+                         fact(key, "auroc_mean_sq_norm"), 100)]
     for k in (0, 6, 8):
         for method, key in (("SimCLR", f"simclr-{k}"), ("self-OECL", f"self-oecl-{k}"), ("OECL", f"oecl-photos-{k}")):
             claims.append(Claim("04", f"{method} ‖mean z‖ AUROC, digit {k} (%)", fact(key, "auroc_norm_of_mean"), 100))
     claims.append(Claim("04", "digits (of 3) where self-OECL's ‖mean z‖ beats SimCLR's",
-                        count([f"self-oecl-{k}" for k in (0, 6, 8)], beats(simclr_class, "auroc_norm_of_mean"))))
+                        count([f"self-oecl-{k}" for k in (0, 6, 8)], beats(simclr_of_class, "auroc_norm_of_mean"))))
     for k in (0, 1):
         for method in ("simclr", "oecl"):
             claims.append(Claim("05", f"LOCO held-out {k}, {method}: ‖z‖ AUROC (%)",

@@ -9,12 +9,13 @@ import pytest
 from ood_explain import claims
 
 
-FACTS = ("train_id_norm_final", "train_id_norm_peak", "train_id_norm_at_warmup", "train_id_norm_low_after_warmup",
+FACTS = ("auroc_mean_sq_norm", "train_id_norm_final", "train_id_norm_peak", "train_id_norm_at_warmup", "train_id_norm_low_after_warmup",
          "train_oe_norm_final", "eval_train_images_norm", "eval_train_views_norm", "test_id_norm_peak",
          "test_id_norm_peak_epoch", "test_id_norm_final", "test_ood_norm_peak", "test_ood_norm_final",
          "tracked_auroc_low_after_warmup", "tracked_auroc_final", "bn_running_id_peak", "bn_running_id_final",
          "bn_running_auroc_low_after_warmup", "bn_recomputed_id_peak", "bn_recomputed_id_final",
-         "bn_recomputed_auroc_low_after_warmup")
+         "bn_recomputed_auroc_low_after_warmup", "bn_running_auroc_high_after_warmup",
+         "bn_recomputed_auroc_high_after_warmup")
 
 
 @pytest.fixture
