@@ -119,3 +119,11 @@ def test_the_claims_runs_are_the_notebooks_runs(monkeypatch):
     assert parameters("04_self_oecl.ipynb")["CLASSES"] == [0, 6, 8]
     loco = parameters("05_leave_one_class_out.ipynb")
     assert (loco["HELD_OUT"], loco["EPOCHS"], loco["WARMUP"]) == ([0, 1], *dict(claims.LOCO).values())
+
+
+def test_the_readme_few_shot_table_is_from_the_claims_file(table):
+    readme = (ROOT / "README.md").read_text()
+    quoted = readme.split("<!-- claims-table -->", 1)[1].split("<!-- /claims-table -->", 1)[0]
+    allowed = set().union(*(allowed_numbers(table, notebook) for notebook in set(table["notebook"])))
+    numbers = prose_numbers(quoted, every_number=True)
+    assert len(numbers) >= 40 and [n for n in numbers if n not in allowed] == []
