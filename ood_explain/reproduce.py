@@ -131,6 +131,16 @@ def budget_epochs(steps: int) -> int:
     return steps // per_epoch
 
 
+def write_static_image(figure, path: Path, width: int = 1100, height: int = 900) -> str:
+    """Write `figure` as a PNG (plotly + kaleido, which drives a Chrome or Chromium; ``pip install
+    'ood-explain[figures]'``) and say so; when that is not possible, say why (the HTML file has the figure)."""
+    try:
+        figure.write_image(path, width=width, height=height)
+    except (ImportError, ValueError, RuntimeError) as error:  # kaleido missing, or no browser for it
+        return f"{path.name} not written ({type(error).__name__}: {str(error).splitlines()[0][:160]})"
+    return f"figure: {path}"
+
+
 def budget_study(name: str, out: str | Path | None = None, data_root: str | None = None,
                  seeds: int | str | list[int] = 3, jobs: int = 1, steps: list[int] | None = None,
                  methods: list[str] | None = None, classes: list[int] | None = None,
@@ -158,6 +168,8 @@ def budget_study(name: str, out: str | Path | None = None, data_root: str | None
     (root / "budget.md").write_text(
         f"# {name}\n\n{study.note}. Class-mean AUROC (%), mean ± sample std over seeds; command: "
         f"`ood-explain reproduce {name}`.\n\n" + shown.pivot(index="steps", columns="method", values="auroc").to_markdown() + "\n")
-    budget_figures(table, root / f"steps-{max(table['steps'])}").write_html(root / "budget.html", include_plotlyjs=True)
+    figure = budget_figures(table, root / f"steps-{max(table['steps'])}")
+    figure.write_html(root / "budget.html", include_plotlyjs=True)
+    print(write_static_image(figure, root / "budget.png"))
     print((root / "budget.md").read_text())
     return table

@@ -119,6 +119,8 @@ def test_budget_study_runs_each_budget_and_plots_auroc_against_steps(tmp_path, d
 
     monkeypatch.setitem(experiments.PRESETS, "lite", {**experiments.PRESETS["lite"], "batch_size": 16,
                                                       "test_limit": 40, "train_eval_limit": 40, "views": 1})
+    images = []
+    monkeypatch.setattr(rp, "write_static_image", lambda figure, path: images.append(path) or f"figure: {path}")
     table = rp.budget_study("fashion-mnist-budget", out=tmp_path, data_root=str(data_root), seeds=2, steps=[25, 50],
                             methods=["simclr", "oecl"], classes=[0], progress=False)
     assert sorted(set(table["steps"])) == [25, 50] and set(table["method"]) == {"simclr", "oecl"}
@@ -128,5 +130,17 @@ def test_budget_study_runs_each_budget_and_plots_auroc_against_steps(tmp_path, d
     shortest = json.loads((tmp_path / "steps-25" / "simclr" / "class-0" / "seed-0" / "config.json").read_text())
     assert shortest["train"]["max_steps_per_epoch"] == 25 and shortest["train"]["epochs"] == 1
     assert "±" in (tmp_path / "budget.md").read_text() and (tmp_path / "budget.html").stat().st_size > 10_000
+    assert images == [tmp_path / "budget.png"]
     with pytest.raises(ValueError, match="multiple of 25 steps"):
         rp.budget_epochs(100 + 1)
+
+
+def test_a_static_image_that_cannot_be_written_says_why(tmp_path):
+    class NoExporter:
+        def write_image(self, path, width, height):
+            raise ValueError("Image export using the \"kaleido\" engine requires the kaleido package.\nmore")
+
+    message = rp.write_static_image(NoExporter(), tmp_path / "budget.png")
+    assert message == ('budget.png not written (ValueError: Image export using the "kaleido" engine requires the '
+                       'kaleido package.)')
+    assert not (tmp_path / "budget.png").exists()
