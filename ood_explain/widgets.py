@@ -92,9 +92,9 @@ def _grid_figure(grid: torch.Tensor, column_names: list[str], row_names: list[st
         figure.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name,
                                     marker=dict(size=12, color=color, symbol="square")))
     figure.update_layout(
-        title=title, legend_title="columns", showlegend=True, margin=dict(l=70, r=10, t=50, b=50),
+        title=title, legend_title="columns", showlegend=True, margin=dict(l=70, r=10, t=90, b=50),
         legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0),
-        width=max(420, picture.shape[1] * scale + 100), height=max(300, picture.shape[0] * scale + 190),
+        width=max(420, picture.shape[1] * scale + 100), height=max(340, picture.shape[0] * scale + 230),
         xaxis=dict(title="view", tickvals=[pad * scale + (i + 0.5) * cell_w - pad * scale / 2 for i in range(len(column_names))],
                    ticktext=column_names, showgrid=False, zeroline=False),
         yaxis=dict(title="image", tickvals=[pad * scale + (i + 0.5) * cell_h - pad * scale / 2 for i in range(len(row_names))],
@@ -226,14 +226,14 @@ class NormDashboard:
             self.histogram.add_trace(go.Histogram(x=[], name=name, marker_color=color, opacity=0.6,
                                                   histnorm="probability density"))
         self.histogram.update_layout(barmode="overlay", yaxis_title="density", legend_title="test set",
-                                     height=380, width=470, margin=dict(t=50, b=50, r=10))
+                                     height=420, width=470, margin=dict(t=90, b=50, r=10))
         self.curve = go.FigureWidget()
         self.curve.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name="AUROC per tracked epoch"))
         self.curve.add_trace(go.Scatter(x=[], y=[], mode="markers", name="selected epoch",
                                         marker=dict(size=14, color=OOD_COLOR, symbol="circle-open", line_width=3)))
         self.curve.add_hline(y=0.5, line_dash="dot", line_color="gray", annotation_text="chance")
         self.curve.update_layout(xaxis_title="epoch", yaxis_title="AUROC (ID = positive)", legend_title="",
-                                 yaxis_range=[0, 1.02], height=380, width=430, margin=dict(t=50, b=50, r=10),
+                                 yaxis_range=[0, 1.02], height=420, width=430, margin=dict(t=90, b=50, r=10),
                                  legend=dict(orientation="h", y=-0.25))
         self._busy = False
         self.class_control.observe(self._class_changed, names="value")
@@ -374,7 +374,7 @@ class UmapExplorer:
                 x=[], y=[], mode="markers", name=name, marker=dict(symbol=symbol, size=6, opacity=0.75),
                 hovertemplate="‖z‖ = %{customdata[1]:.2f}<br>label %{customdata[2]}<extra>%{fullData.name} #%{customdata[0]}</extra>"))
         self.figure.update_layout(xaxis_title="UMAP 1", yaxis_title="UMAP 2", legend_title="test set",
-                                  height=480, width=640, margin=dict(t=50))
+                                  height=520, width=640, margin=dict(t=90))
         for trace in self.figure.data:
             trace.on_hover(self.on_hover)
         self.space.observe(self.update, names="value")
@@ -418,7 +418,7 @@ class UmapExplorer:
                     trace.marker.colorscale = "Viridis"
                     trace.marker.cmin, trace.marker.cmax = low, high
                     trace.marker.showscale = trace.name == "ID test"
-                    trace.marker.colorbar = dict(title="‖z‖")
+                    trace.marker.colorbar = dict(title="‖z‖", len=0.65, y=0, yanchor="bottom")  # below the legend
                 else:
                     trace.marker.color = color
                     trace.marker.showscale = False
