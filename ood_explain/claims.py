@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import notebook as nb
 from .diagnostics import batchnorm_trace
-from .experiments import Run, load_data
+from .experiments import Run, RunConfig, load_data
 from .scores import extract_features
 from .sweeps import seed_list
 from .viz import norm_trajectories
@@ -41,7 +41,8 @@ class NotebookRun:
     protocol: str = "one-vs-rest"
     settings: tuple[tuple[str, object], ...] = ()
 
-    def config(self, seed: int, root: Path):
+    def config(self, seed: int, root: Path) -> RunConfig:
+        """This run's resolved config for `seed`, its folder under `root` (named as the notebooks name it)."""
         return nb.config(self.method, self.normal_class, dataset=DATASET, preset=PRESET, protocol=self.protocol,
                          oe=self.oe, oe_shots=self.oe_shots, seed=seed, root=root, **dict(self.settings))
 
