@@ -419,14 +419,13 @@ def run_experiment(config: RunConfig, resume: bool = True, progress: bool = True
             record = {"run": dataclasses.asdict(config), "train": dataclasses.asdict(settings),
                       "data": run_data.record()}
             (out / "config.json").write_text(json.dumps(record, indent=2))
-        started = time.perf_counter()
         history = train(
             model, run_data.split.id_train.images.to(device), settings,
             oe_images=run_data.oe.images.to(device) if run_data.oe is not None else None,
             checkpoint=out / "checkpoint.pt", resume=resume, progress=progress, on_epoch_end=on_epoch_end,
             identity=model_settings(config),
         )
-        train_seconds = time.perf_counter() - started
+        train_seconds = sum(row["seconds"] for row in history)  # every epoch, also those before a resume
         if rank != 0:
             barrier()  # wait for rank 0's evaluation, so every rank leaves with the run folder complete
             return None

@@ -124,6 +124,9 @@ def test_interrupted_run_resumes_to_the_same_result(smoke_runs, tmp_path, data_r
     resumed = experiments.run_experiment(smoke_config("oecl", out, data_root), progress=False).metrics
     assert resumed["epochs"] == 2
     assert resumed["scores"] == straight["scores"]
+    history = pd.read_csv(out / "history.csv")  # training time counts the epoch before the interruption too
+    assert resumed["train_seconds"] == pytest.approx(history["seconds"].sum(), abs=0.01)
+    assert history["seconds"].iloc[0] > 0
 
 
 def test_resolve_presets():
