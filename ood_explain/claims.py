@@ -223,6 +223,11 @@ def _claims() -> list[Claim]:
     for k in (0, 6, 8):
         for method, key in (("SimCLR", f"simclr-{k}"), ("self-OECL", f"self-oecl-{k}"), ("OECL", f"oecl-photos-{k}")):
             claims.append(Claim("04", f"{method} ‖mean z‖ AUROC, digit {k} (%)", fact(key, "auroc_norm_of_mean"), 100))
+    for k in (0, 6, 8):
+        claims += [Claim("04", f"self-OECL digit {k}: training ID ‖z‖ at the end of the warm-up",
+                         fact(f"self-oecl-{k}", "train_id_norm_at_warmup")),
+                   Claim("04", f"self-OECL digit {k}: final training ID ‖z‖", fact(f"self-oecl-{k}", "train_id_norm_final")),
+                   Claim("04", f"self-OECL digit {k}: final training OE ‖z‖", fact(f"self-oecl-{k}", "train_oe_norm_final"))]
     claims.append(Claim("04", "digits (of 3) where self-OECL's ‖mean z‖ beats SimCLR's",
                         count([f"self-oecl-{k}" for k in (0, 6, 8)], beats(simclr_of_class, "auroc_norm_of_mean"))))
     for k in (0, 1):
