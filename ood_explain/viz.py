@@ -45,7 +45,8 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "R
         truth = np.concatenate([np.ones(len(scores_id)), np.zeros(len(scores_ood))])
         fpr, tpr, _ = roc_curve(truth, np.concatenate([scores_id, scores_ood]))
         figure.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines",
-                                    name=f"{label} (AUROC {auroc(scores_id, scores_ood):.3f})"))
+                                    name=f"{label} (AUROC {auroc(scores_id, scores_ood):.3f}, "
+                                         f"{len(scores_id)} + {len(scores_ood)} test images)"))
     figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
                                 line=dict(dash="dot", color="gray")))
     figure.update_layout(title=title, xaxis_title="false positive rate (OOD accepted)",
@@ -230,6 +231,14 @@ def score_histograms(runs: list[Run], score: str = "norm", title: str = "") -> g
     return figure
 
 
+def tracked_sizes(run: Run) -> tuple[int, int]:
+    """How many ID and OOD test images each tracked epoch of `run` scores."""
+    last = run.epochs_table()
+    last = last[last["epoch"] == last["epoch"].max()]
+    is_id = last["is_id"].astype(bool)
+    return int(is_id.sum()), int((~is_id).sum())
+
+
 def trajectory_figure(runs: list[Run], score: str = "norm") -> go.Figure:
     """Mean `score` (default ‖z‖) of ID and OOD test images per tracked epoch, one colour per run
     (ID solid, OOD dashed); the AUROC per epoch in a second panel."""
@@ -242,8 +251,10 @@ def trajectory_figure(runs: list[Run], score: str = "norm") -> go.Figure:
                                     name=f"{run.label}: ID test"), 1, 1)
         figure.add_trace(go.Scatter(x=table["epoch"], y=table["ood_mean"], mode="lines+markers",
                                     line=dict(color=color, dash="dash"), name=f"{run.label}: OOD test"), 1, 1)
+        n_id, n_ood = tracked_sizes(run)
         figure.add_trace(go.Scatter(x=table["epoch"], y=table["auroc"], mode="lines+markers", line=dict(color=color),
-                                    name=f"{run.label}: AUROC", showlegend=True), 1, 2)
+                                    name=f"{run.label}: AUROC ({n_id} + {n_ood} test images)",
+                                    showlegend=True), 1, 2)
     figure.add_hline(y=0.5, line_dash="dot", line_color="gray", row=1, col=2)
     figure.update_xaxes(title_text="epoch")
     figure.update_yaxes(title_text="mean ‖z‖", row=1, col=1)
@@ -298,7 +309,7 @@ def batchnorm_figure(trace: pd.DataFrame, title: str) -> go.Figure:
     """Two panels from :func:`ood_explain.diagnostics.batchnorm_trace`: mean ‖z‖ of ID and OOD test images
     per epoch with BatchNorm's running averages (dashed) and with recomputed statistics (solid), beside the
     training views' ‖z‖; and the AUROC of ‖z‖ both ways."""
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("mean ‖z‖", "AUROC of ‖z‖"))
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("mean ‖z‖", "AUROC of ‖z‖, full test set"))
     lines = [("train_view_norm", "training views (train mode)", "#7f7f7f", "dot"),
              ("running_id", "ID test, running averages", "#1f77b4", "dash"),
              ("running_ood", "OOD test, running averages", "#d62728", "dash"),
