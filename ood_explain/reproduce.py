@@ -131,7 +131,7 @@ def budget_epochs(steps: int) -> int:
     return steps // per_epoch
 
 
-def write_static_image(figure, path: Path, width: int = 1100, height: int = 900) -> str:
+def write_static_image(figure, path: Path, width: int = 1150, height: int = 520) -> str:
     """Write `figure` as a PNG (plotly + kaleido, which drives a Chrome or Chromium; ``pip install
     'ood-explain[figures]'``) and say so; when that is not possible, say why (the HTML file has the figure)."""
     try:

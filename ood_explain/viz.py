@@ -297,7 +297,9 @@ def budget_figures(table: pd.DataFrame, longest: str | Path) -> go.Figure:
                 figure.add_trace(go.Scatter(x=mean["epoch"], y=mean["oe_norm"], mode="lines", legendgroup=method,
                                             name=f"{method}: OE views", line=dict(color=color, dash="dash")), 1, 2)
     figure.add_hline(y=50, line_dash="dot", line_color="gray", row=1, col=1)
-    figure.update_xaxes(title_text="optimizer steps", type="log", row=1, col=1)
+    budgets = sorted(table["steps"].unique())
+    figure.update_xaxes(title_text="optimizer steps", type="log", tickvals=budgets, ticktext=[str(b) for b in budgets],
+                        row=1, col=1)  # only the budgets as ticks: no log-axis minor labels
     figure.update_yaxes(title_text="AUROC (%), mean ± std over seeds", row=1, col=1)
     figure.update_xaxes(title_text="epoch (25 steps each)", row=1, col=2)
     figure.update_yaxes(title_text="mean ‖z‖ (raw projection)", type="log", row=1, col=2)
