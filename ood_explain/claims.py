@@ -68,11 +68,10 @@ RUNS: tuple[NotebookRun, ...] = (
 
 
 def run_facts(run: Run) -> dict[str, float]:
-    """What the prose may quote about one finished, tracked run: AUROCs (full test set) of ‖z‖, ‖mean z‖
-    and the mean ‖z‖² over views,
-    the training-view ‖z‖ of ID (and OE) from history.csv, the final model's mean ‖z‖ (eval mode) of the
-    training images as they are and of 4 augmented views of each, and the test subset's mean ‖z‖ and AUROC
-    per tracked epoch from epoch_scores.csv."""
+    """What the prose may quote about one finished, tracked run: AUROCs (full test set) of ‖z‖, ‖mean z‖ and
+    the mean ‖z‖² over views; the training-view ‖z‖ of ID (and OE) from history.csv; the final model's mean
+    ‖z‖ (eval mode) of the training images as they are and of 4 augmented views of each; and the test
+    subset's mean ‖z‖ and AUROC per tracked epoch from epoch_scores.csv."""
     history = run.history.set_index("epoch")
     warmup = run.config.warmup_epochs or 0
     after = history.loc[history.index > warmup, "id_norm"]

@@ -21,6 +21,7 @@ from . import augment
 from .experiments import RunConfig, load_data, resolve, run_experiment
 from .metrics import auroc
 from .models import ContrastiveModel
+from .scores import extract_features
 
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -39,11 +40,10 @@ def recompute_batchnorm(model: ContrastiveModel, images: torch.Tensor) -> Contra
     return fresh.eval()
 
 
-@torch.no_grad()
 def mean_norms(model: ContrastiveModel, id_images: torch.Tensor, ood_images: torch.Tensor) -> dict[str, float]:
-    """Mean ‖z‖ of ID and OOD images (float, eval mode) and the AUROC of ‖z‖ (ID = positive)."""
-    model.eval()
-    id_norms, ood_norms = model(id_images)[1].norm(dim=1), model(ood_images)[1].norm(dim=1)
+    """Mean ‖z‖ of ID and OOD uint8 images (eval mode: puts `model` in it) and the AUROC of ‖z‖ (ID positive)."""
+    id_norms = extract_features(model, id_images).z.norm(dim=1)
+    ood_norms = extract_features(model, ood_images).z.norm(dim=1)
     return {"id": id_norms.mean().item(), "ood": ood_norms.mean().item(),
             "auroc": auroc(id_norms.numpy(), ood_norms.numpy())}
 
@@ -58,7 +58,7 @@ def batchnorm_trace(config: RunConfig, epochs: list[int], views_per_image: int =
     if saved.exists():
         return pd.read_csv(saved)
     data = load_data(config)
-    id_test, ood_test = augment.to_float(data.split.id_test.images), augment.to_float(data.split.ood_test.images)
+    id_test, ood_test = data.split.id_test.images, data.split.ood_test.images
     generator = augment.make_generator(config.seed, torch.device("cpu"))
     train = data.split.id_train.images
     views = torch.cat([augment.simclr_view(train, generator) for _ in range(views_per_image)])

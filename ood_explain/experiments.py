@@ -117,8 +117,8 @@ def train_config(config: RunConfig) -> TrainConfig:
     """The optimisation settings of a resolved run."""
     return TrainConfig(
         method=config.method, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-        weight_decay=config.weight_decay, alpha=config.alpha, warmup_epochs=config.warmup_epochs, seed=config.seed, precision=config.precision,
-        compile=config.compile, max_steps_per_epoch=config.max_steps_per_epoch,
+        weight_decay=config.weight_decay, alpha=config.alpha, warmup_epochs=config.warmup_epochs, seed=config.seed,
+        precision=config.precision, compile=config.compile, max_steps_per_epoch=config.max_steps_per_epoch,
     )
 
 
@@ -301,8 +301,9 @@ class Run:
     def label(self) -> str:
         """e.g. ``oecl (OE photos)``: the method, with its OE source when it has one and its weight decay
         when it is not the default."""
-        details = [f"OE {self.config.oe}" + (f", {self.config.oe_shots}-shot" if self.config.oe_shots else "")
-                   ] if self.config.oe else []
+        details = []
+        if self.config.oe:
+            details.append(f"OE {self.config.oe}" + (f", {self.config.oe_shots}-shot" if self.config.oe_shots else ""))
         if self.config.weight_decay != RunConfig.weight_decay:
             details.append(f"weight decay {self.config.weight_decay:g}")
         return f"{self.method} ({'; '.join(details)})" if details else self.method

@@ -126,7 +126,8 @@ def config(method: str, normal_class: int = 0, dataset: str = "digits", preset: 
                              oe=oe, preset=preset, **overrides))
     name = method + (f"-{base.oe.replace(':', '_').replace('/', '_')}" if base.oe else "")
     name += f"-{base.oe_shots}shot" if base.oe_shots else ""
-    out = Path(root or runs_root()) / preset / f"{dataset}-{protocol}" / name / f"class-{normal_class}-{settings_key(base)}"
+    folder = Path(root or runs_root()) / preset / f"{dataset}-{protocol}" / name
+    out = folder / f"class-{normal_class}-{settings_key(base)}"
     return dataclasses.replace(base, out=str(out))
 
 

@@ -149,12 +149,13 @@ def write_comparison_report(root: str | Path, out: str | Path | None = None, tit
 
 
 def norm_trajectories(run: Run, score: str = "norm") -> pd.DataFrame:
-    """Per tracked epoch: mean of `score` (default ‖z‖) over ID and over OOD test images, and the AUROC."""
+    """Per tracked epoch: mean of `score` (default ‖z‖) over ID and over OOD test images, the AUROC, and how
+    many ID and OOD images it counts (n_id, n_ood)."""
     rows = []
     for epoch, part in run.epochs_table().groupby("epoch"):
         scores_id, scores_ood = id_and_ood(part, score)
         rows.append({"epoch": epoch, "id_mean": scores_id.mean(), "ood_mean": scores_ood.mean(),
-                     "auroc": auroc(scores_id, scores_ood)})
+                     "auroc": auroc(scores_id, scores_ood), "n_id": len(scores_id), "n_ood": len(scores_ood)})
     return pd.DataFrame(rows)
 
 
@@ -231,14 +232,6 @@ def score_histograms(runs: list[Run], score: str = "norm", title: str = "") -> g
     return figure
 
 
-def tracked_sizes(run: Run) -> tuple[int, int]:
-    """How many ID and OOD test images each tracked epoch of `run` scores."""
-    last = run.epochs_table()
-    last = last[last["epoch"] == last["epoch"].max()]
-    is_id = last["is_id"].astype(bool)
-    return int(is_id.sum()), int((~is_id).sum())
-
-
 def trajectory_figure(runs: list[Run], score: str = "norm") -> go.Figure:
     """Mean `score` (default ‖z‖) of ID and OOD test images per tracked epoch, one colour per run
     (ID solid, OOD dashed); the AUROC per epoch in a second panel."""
@@ -251,9 +244,9 @@ def trajectory_figure(runs: list[Run], score: str = "norm") -> go.Figure:
                                     name=f"{run.label}: ID test"), 1, 1)
         figure.add_trace(go.Scatter(x=table["epoch"], y=table["ood_mean"], mode="lines+markers",
                                     line=dict(color=color, dash="dash"), name=f"{run.label}: OOD test"), 1, 1)
-        n_id, n_ood = tracked_sizes(run)
+        last = table.iloc[-1]
         figure.add_trace(go.Scatter(x=table["epoch"], y=table["auroc"], mode="lines+markers", line=dict(color=color),
-                                    name=f"{run.label}: AUROC ({n_id} + {n_ood} test images)",
+                                    name=f"{run.label}: AUROC ({int(last['n_id'])} + {int(last['n_ood'])} test images)",
                                     showlegend=True), 1, 2)
     figure.add_hline(y=0.5, line_dash="dot", line_color="gray", row=1, col=2)
     figure.update_xaxes(title_text="epoch")
