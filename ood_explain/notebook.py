@@ -204,14 +204,16 @@ def load_or_run(config: RunConfig, track: bool = True, progress: bool = True, ve
 
 
 def auroc_table(runs: list[Run], score_names: list[str] | None = None, percent: bool = True) -> pd.DataFrame:
-    """One row per run (its label and class), one column per score: AUROC (in % by default, 1 decimal)."""
+    """One row per run (its label and class), one column per score: AUROC (in % by default, 1 decimal).
+    The class level is called "held-out class" when every run is leave-one-out (there it is the OOD class)."""
     rows = {}
     for run in runs:
         names = score_names or list(run.metrics["scores"])
         rows[(run.label, run.normal_class)] = {n: run.metrics["scores"][n]["auroc"] for n in names
                                                if n in run.metrics["scores"]}
     table = pd.DataFrame(rows).T
-    table.index.names = ["run", "class"]
+    word = "held-out class" if runs and all(run.config.protocol == "leave-one-out" for run in runs) else "class"
+    table.index.names = ["run", word]
     return (table * 100).round(1) if percent else table
 
 

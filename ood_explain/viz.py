@@ -24,6 +24,39 @@ SCORE_LABELS = {
     "cosine_nn": "cosine to nearest train z", "csi": "cosine × ‖z‖", "knn": "−kNN distance on h",
     "hsc": "−HSC distance", "bce": "BCE logit",
 }
+# One colour per method in every figure of runs (trajectories, bars): SimCLR is purple wherever it appears,
+# OECL green, self-OECL orange. Blue and red stay for ID and OOD test images (the histograms).
+METHOD_COLORS = {"simclr": "#9467bd", "oecl": "#2ca02c", "self-oecl": "#ff7f0e", "hsc": "#8c564b", "bce": "#e377c2"}
+OTHER_COLORS = ["#17becf", "#bcbd22", "#7f7f7f", "#1f77b4", "#d62728", "#393b79", "#8c6d31"]
+
+
+def _method_key(label: str) -> str:
+    """'OECL' and 'oecl (OE photos)' -> 'oecl': the label without details in parentheses, lower case."""
+    return str(label).split(" (")[0].strip().lower()
+
+
+def series_colors(labels) -> dict[str, str]:
+    """A colour for each label: the method's colour (:data:`METHOD_COLORS`) for the first label of each
+    method, so a method keeps its colour from figure to figure; the other labels (a second run of the same
+    method, a variant such as 'OECL, weight decay 0', a score) take the next colours of :data:`OTHER_COLORS`."""
+    labels = list(dict.fromkeys(str(label) for label in labels))
+    colors, used = {}, set()
+    for label in labels:
+        color = METHOD_COLORS.get(_method_key(label))
+        if color and color not in used:
+            colors[label] = color
+            used.add(color)
+    spare = (c for c in OTHER_COLORS + list(METHOD_COLORS.values()) if c not in used)
+    for label in labels:
+        if label not in colors:
+            colors[label] = next(spare, "#444444")
+    return colors
+
+
+def class_word(runs) -> str:
+    """'held-out class' when every run follows the leave-one-out protocol (its class is the OOD one), else 'class'."""
+    runs = list(runs)
+    return "held-out class" if runs and all(run.config.protocol == "leave-one-out" for run in runs) else "class"
 
 
 def score_histogram(scores_id: np.ndarray, scores_ood: np.ndarray, score: str = "norm", title: str = "") -> go.Figure:
@@ -58,16 +91,22 @@ def norm_trajectory(histories: dict[str, pd.DataFrame], title: str = "Mean raw �
     """Per-epoch mean ‖z‖ of ID views (solid) and OE views (dashed) for each run in `histories`
     (label -> history table with columns epoch, id_norm, oe_norm, alpha)."""
     figure = go.Figure()
+    colors = series_colors(histories)
+    warmups: dict[float, list[str]] = {}  # end of the warm-up -> runs with that warm-up
     for label, history in histories.items():
+        color = colors[str(label)]
         figure.add_trace(go.Scatter(x=history["epoch"], y=history["id_norm"], mode="lines+markers",
-                                    name=f"{label}: ID views"))
+                                    name=f"{label}: ID views", line=dict(color=color)))
         if history["oe_norm"].notna().any():
             figure.add_trace(go.Scatter(x=history["epoch"], y=history["oe_norm"], mode="lines+markers",
-                                        name=f"{label}: OE views", line=dict(dash="dash")))
+                                        name=f"{label}: OE views", line=dict(color=color, dash="dash")))
         warmup = history.loc[history["alpha"] == 0, "epoch"]
         if len(warmup) and len(warmup) < len(history) and history["oe_norm"].notna().any():
-            figure.add_vrect(x0=0.5, x1=warmup.max() + 0.5, fillcolor="gray", opacity=0.12, line_width=0,
-                             annotation_text="warm-up (α = 0)", annotation_position="top left")
+            warmups.setdefault(float(warmup.max()), []).append(str(label))
+    for end, labels in warmups.items():  # one band (and one label) per distinct warm-up, not one per run
+        text = "warm-up (α = 0)" if len(warmups) == 1 else f"warm-up of {', '.join(labels)} (α = 0)"
+        figure.add_vrect(x0=0.5, x1=end + 0.5, fillcolor="gray", opacity=0.12, line_width=0,
+                         annotation_text=text, annotation_position="top left")
     figure.update_layout(title=title, xaxis_title="epoch", yaxis_title="mean ‖z‖ (raw projection)",
                          legend_title="run: views")
     return figure
@@ -136,7 +175,7 @@ def write_comparison_report(root: str | Path, out: str | Path | None = None, tit
             continue
         scores_id, scores_ood = run.split()
         histograms.append(score_histogram(scores_id, scores_ood, run.metrics["score"],
-                                          title=f"{run.method}, class {first_class}, seed {first_seed}:"))
+                                          title=f"{run.method}, {class_word([run])} {first_class}, seed {first_seed}:"))
         curves[run.method] = (scores_id, scores_ood)
         histories[run.method] = run.history
     figures = histograms + [roc_figure(curves, f"ROC, class {first_class}, ID = positive"), norm_trajectory(histories)]
@@ -204,7 +243,7 @@ def temperature_figure(temperatures=(0.1, 0.2, 0.5, 1.0), negatives: int = 14) -
                                     line=dict(color=color), showlegend=False), 1, 2)
     figure.update_xaxes(title_text="cosine similarity to the positive", row=1, col=1)
     figure.update_xaxes(title_text="cosine similarity to the positive", row=1, col=2)
-    figure.update_yaxes(title_text="ℓ_i", row=1, col=1)
+    figure.update_yaxes(title_text="loss ℓ<sub>i</sub> of the anchor", row=1, col=1)
     figure.update_yaxes(title_text="softmax weight of the hard negative", row=1, col=2)
     figure.update_layout(title="Temperature: small τ sharpens the softmax and focuses on hard negatives",
                          legend_title="temperature", height=400)
@@ -213,13 +252,18 @@ def temperature_figure(temperatures=(0.1, 0.2, 0.5, 1.0), negatives: int = 14) -
 
 def score_histograms(runs: list[Run], score: str = "norm", title: str = "") -> go.Figure:
     """One panel per run: histograms of `score` for ID and OOD test images; each panel title gives the AUROC
-    of that score and the test images it counts."""
-    titles = []
+    of that score and the test images it counts (on three short lines, so that three panels side by side do
+    not overlap). Under leave-one-out the class is called the held-out class."""
+    titles, word = [], class_word(runs)
     for run in runs:
         scores_id, scores_ood = run.split(score)
-        titles.append(f"{run.label}, class {run.normal_class}: AUROC {auroc(scores_id, scores_ood):.3f}<br>"
-                      f"({SCORE_LABELS.get(score, score)}, {len(scores_id)} + {len(scores_ood)} test images)")
-    figure = make_subplots(rows=1, cols=len(runs), subplot_titles=titles)
+        titles.append(f"{run.label}<br>{word} {run.normal_class}: AUROC {auroc(scores_id, scores_ood):.3f}<br>"
+                      f"<span style='font-size:11px'>{SCORE_LABELS.get(score, score)}<br>"
+                      f"{len(scores_id)} ID + {len(scores_ood)} OOD test images</span>")
+    figure = make_subplots(rows=1, cols=len(runs), subplot_titles=titles,
+                           horizontal_spacing=0.06 if len(runs) > 2 else 0.1)
+    for annotation in figure.layout.annotations:
+        annotation.font.size = 13
     for col, run in enumerate(runs, start=1):
         for values, name, color in zip(run.split(score), ("ID test", "OOD test"), (ID_COLOR, OOD_COLOR)):
             figure.add_trace(go.Histogram(x=values, name=name, marker_color=color, opacity=0.6, nbinsx=40,
@@ -228,7 +272,8 @@ def score_histograms(runs: list[Run], score: str = "norm", title: str = "") -> g
         figure.update_xaxes(title_text=SCORE_LABELS.get(score, score), row=1, col=col)
     figure.update_yaxes(title_text="density", row=1, col=1)
     figure.update_layout(barmode="overlay", title=title or f"{SCORE_LABELS.get(score, score)}: ID vs OOD test images",
-                         legend_title="test set", height=400)
+                         legend_title="test set", height=470, margin=dict(t=150),
+                         legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0))
     return figure
 
 
@@ -236,9 +281,9 @@ def trajectory_figure(runs: list[Run], score: str = "norm") -> go.Figure:
     """Mean `score` (default ‖z‖) of ID and OOD test images per tracked epoch, one colour per run
     (ID solid, OOD dashed); the AUROC per epoch in a second panel."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("mean ‖z‖ of test images", "AUROC of ‖z‖"))
-    palette = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-    for i, run in enumerate(runs):
-        color = palette[i % len(palette)]
+    colors = series_colors(run.label for run in runs)
+    for run in runs:
+        color = colors[run.label]
         table = norm_trajectories(run, score)
         figure.add_trace(go.Scatter(x=table["epoch"], y=table["id_mean"], mode="lines+markers", line=dict(color=color),
                                     name=f"{run.label}: ID test"), 1, 1)
@@ -260,8 +305,10 @@ def trajectory_figure(runs: list[Run], score: str = "norm") -> go.Figure:
 def auroc_bars(table: pd.DataFrame, title: str = "AUROC per class", value_name: str = "AUROC (%)") -> go.Figure:
     """Grouped bars from a table (rows: groups on the x axis, columns: bars), with the chance line."""
     figure = go.Figure()
+    colors = series_colors(table.columns)
     for column in table.columns:
-        figure.add_trace(go.Bar(x=[str(i) for i in table.index], y=table[column], name=str(column)))
+        figure.add_trace(go.Bar(x=[str(i) for i in table.index], y=table[column], name=str(column),
+                                marker_color=colors[str(column)]))
     chance = 50 if "%" in value_name else 0.5
     figure.add_hline(y=chance, line_dash="dot", line_color="gray", annotation_text="chance")
     figure.update_layout(barmode="group", title=title, xaxis_title=table.index.name or "",

@@ -16,6 +16,8 @@ figure helpers (:func:`augmentation_grid`, :func:`rotation_grid`) serve the note
 from __future__ import annotations
 
 import base64
+import copy
+import html
 import io
 
 import ipywidgets as W
@@ -30,7 +32,7 @@ from . import augment
 from .augment import AugmentConfig
 from .experiments import evaluation_sets, id_and_ood, load_data
 from .metrics import auroc
-from .viz import ID_COLOR, OE_COLOR, OOD_COLOR, SCORE_LABELS
+from .viz import ID_COLOR, OOD_COLOR, SCORE_LABELS
 
 ROTATIONS = (0, 90, 180, 270)
 
@@ -76,31 +78,51 @@ def _data_uri(picture: np.ndarray, scale: int = 3) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def keep_restorable(figure: go.FigureWidget) -> None:
+    """Copy a FigureWidget's current traces and layout into the widget state it is restored from.
+
+    plotly sends later changes (added traces, restyles) to the views as messages only, so the state a
+    frontend restores a FigureWidget from (reopening a notebook whose kernel still runs, or saved widget
+    state) would otherwise hold the figure as it was when the widget was created: often an empty plot."""
+    if hasattr(figure, "_widget_data") and hasattr(figure, "_layout_obj"):
+        figure._widget_data = copy.deepcopy(figure._data)
+        figure._widget_layout = copy.deepcopy(figure._layout_obj._props)
+
+
 def _grid_figure(grid: torch.Tensor, column_names: list[str], row_names: list[str], title: str,
-                 legend: dict[str, str], scale: int | None = None, pad: int = 2,
-                 widget: bool = False) -> go.Figure:
-    """An image montage as a plotly figure with labelled axes; `legend` maps legend entries to colours
-    (drawn as markers outside the picture, since image traces carry no legend). `scale` enlarges the
-    pixels (default: as large as fits about 880 px of width, at most 4x)."""
+                 caption: str = "", scale: int | None = None, pad: int = 2, widget: bool = False,
+                 row_title: str = "image", column_title: str = "view") -> go.Figure:
+    """An image montage as a plotly figure: one tick label per column and per row, and `caption` (what the
+    columns mean) as a line of text under the picture. No legend: an image trace has nothing a legend
+    square could stand for. `scale` enlarges the pixels (default: as large as fits about 880 px of width,
+    at most 4x)."""
     picture = montage(grid, pad)
     _, _, _, h, w = grid.shape
     scale = scale or max(1, min(4, 880 // picture.shape[1]))
     cell_w, cell_h = (w + pad) * scale, (h + pad) * scale
     figure = (go.FigureWidget if widget else go.Figure)()
     figure.add_trace(go.Image(source=_data_uri(picture, scale), hoverinfo="skip", name="images"))
-    for name, color in legend.items():
-        figure.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name,
-                                    marker=dict(size=12, color=color, symbol="square")))
+    if caption:
+        figure.add_annotation(text=caption, xref="paper", yref="paper", x=0, y=-0.02, yshift=-40,
+                              xanchor="left", yanchor="top", showarrow=False, align="left")
     figure.update_layout(
-        title=title, legend_title="columns", showlegend=True, margin=dict(l=70, r=10, t=90, b=50),
-        legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0),
-        width=max(420, picture.shape[1] * scale + 100), height=max(340, picture.shape[0] * scale + 230),
-        xaxis=dict(title="view", tickvals=[pad * scale + (i + 0.5) * cell_w - pad * scale / 2 for i in range(len(column_names))],
+        title=title, showlegend=False, margin=dict(l=70, r=10, t=90, b=50 + (40 if caption else 0)),
+        width=max(420, picture.shape[1] * scale + 100), height=max(340, picture.shape[0] * scale + 180),
+        xaxis=dict(title=column_title, tickvals=[pad * scale + (i + 0.5) * cell_w - pad * scale / 2 for i in range(len(column_names))],
                    ticktext=column_names, showgrid=False, zeroline=False),
-        yaxis=dict(title="image", tickvals=[pad * scale + (i + 0.5) * cell_h - pad * scale / 2 for i in range(len(row_names))],
-                   ticktext=row_names, showgrid=False, zeroline=False),
+        yaxis=dict(title=row_title, tickvals=[pad * scale + (i + 0.5) * cell_h - pad * scale / 2 for i in range(len(row_names))],
+                   ticktext=[str(name) for name in row_names], showgrid=False, zeroline=False),
     )
     return figure
+
+
+def _row_names(images: torch.Tensor, row_labels) -> list[str]:
+    if row_labels is None:
+        return [f"#{i}" for i in range(len(images))]
+    names = [str(int(v)) if not isinstance(v, str) else v for v in (row_labels.tolist() if hasattr(row_labels, "tolist") else row_labels)]
+    if len(names) != len(images):
+        raise ValueError(f"row_labels has {len(names)} entries for {len(images)} images")
+    return names
 
 
 def views_grid(images: torch.Tensor, n_views: int = 6, config: AugmentConfig = AugmentConfig(), seed: int = 0,
@@ -118,22 +140,27 @@ def views_grid(images: torch.Tensor, n_views: int = 6, config: AugmentConfig = A
 
 def augmentation_grid(images: torch.Tensor, n_views: int = 6, config: AugmentConfig = AugmentConfig(),
                       seed: int = 0, rotation: int = 0, title: str = "Random SimCLR views",
-                      widget: bool = False) -> go.Figure:
-    """A figure of `images` (uint8 (N, C, H, W)): the original in column 0, then random views."""
+                      widget: bool = False, row_labels=None, row_title: str = "image") -> go.Figure:
+    """A figure of `images` (uint8 (N, C, H, W)): the original in column 0, then random views. Rows are
+    labelled #0, #1, ... or by `row_labels` (e.g. the digits), under the axis title `row_title`."""
     grid = views_grid(images, n_views, config, seed, rotation)
     columns = ["original"] + [f"view {i + 1}" for i in range(n_views)]
-    legend = {"column 1: the image itself": "#444444", "other columns: random views t(x), t ~ T": ID_COLOR}
-    return _grid_figure(grid, columns, [f"#{i}" for i in range(len(images))], title, legend, widget=widget)
+    caption = "first column: the image itself; the others: random views t(x), t ~ T"
+    return _grid_figure(grid, columns, _row_names(images, row_labels), title, caption, widget=widget,
+                        row_title=row_title)
 
 
-def rotation_grid(images: torch.Tensor, title: str = "self-OECL: rotations of each image") -> go.Figure:
+def rotation_grid(images: torch.Tensor, title: str = "self-OECL: rotations of each image", row_labels=None,
+                  row_title: str = "image") -> go.Figure:
     """Each image (uint8 (N, C, H, W)) at 0, 90, 180 and 270 degrees; 0/90 are ID instances and
-    180/270 are self-generated outliers (OE) in self-OECL."""
+    180/270 are self-generated outliers (OE) in self-OECL. Rows are labelled #0, #1, ... or by
+    `row_labels` (e.g. the digits 0, 6, 8), under the axis title `row_title`."""
     x = augment.to_float(images)
     grid = torch.stack([augment.rotate90(x, k) for k in range(4)], dim=1)
     columns = ["0° (ID)", "90° (ID)", "180° (OE)", "270° (OE)"]
-    legend = {"0° and 90°: ID instances": ID_COLOR, "180° and 270°: OE (norm pulled to 0)": OE_COLOR}
-    return _grid_figure(grid, columns, [f"#{i}" for i in range(len(images))], title, legend)
+    caption = "0° and 90°: ID instances; 180° and 270°: self-made outliers (OE, their ‖z‖ is pulled to 0)"
+    return _grid_figure(grid, columns, _row_names(images, row_labels), title, caption, row_title=row_title,
+                        column_title="rotation")
 
 
 # ----------------------------------------------------------------------------- augmentation explorer
@@ -141,7 +168,14 @@ def rotation_grid(images: torch.Tensor, title: str = "self-OECL: rotations of ea
 
 class AugmentationExplorer:
     """Sliders for the SimCLR family T (crop scale, jitter strength, grayscale), a rotation applied after
-    augmentation, and the random seed; the figure shows each image and `n_views` views of it."""
+    augmentation, and the random seed; the figure shows each image and `n_views` views of it.
+
+    The views are drawn by the running kernel. A notebook reopened later shows the widget from its saved
+    state (or, without widget state, the plain-text and HTML fallback of the output): both say to run the
+    cell again, instead of leaving sliders over a plot that cannot change."""
+
+    RUN_THE_CELL = ("The views are drawn by the running Python kernel: after reopening the notebook, run this "
+                    "cell again to use the sliders.")
 
     def __init__(self, images: torch.Tensor, n_views: int = 6, seed: int = 0) -> None:
         self.images = images
@@ -161,11 +195,13 @@ class AugmentationExplorer:
         self.seed = W.IntSlider(value=seed, min=0, max=50, description="random draw (seed)", style=style,
                                 layout=layout)
         self.controls = [self.crop_scale, self.jitter, self.jitter_p, self.grayscale_p, self.rotation, self.seed]
-        self.figure = augmentation_grid(images, n_views, self.config(), seed, widget=True,
-                                        title=self._title())
+        # built from the finished figure, so the state the widget is restored from holds the views too
+        self.figure = go.FigureWidget(augmentation_grid(images, n_views, self.config(), seed, title=self._title()))
         for control in self.controls:
             control.observe(self.update, names="value")
-        self.widget = W.VBox([W.HBox([W.VBox(self.controls[:3]), W.VBox(self.controls[3:])]), self.figure])
+        self.note = W.HTML(f"<span style='color:#666'>Note: {html.escape(self.RUN_THE_CELL)}</span>")
+        self.widget = W.VBox([W.HBox([W.VBox(self.controls[:3]), W.VBox(self.controls[3:])]), self.note,
+                              self.figure])
 
     def config(self) -> AugmentConfig:
         """The AugmentConfig the sliders describe: brightness = contrast = saturation = s, hue = s/4."""
@@ -185,11 +221,16 @@ class AugmentationExplorer:
         with self.figure.batch_update():
             self.figure.data[0].source = fresh.data[0].source
             self.figure.layout.title.text = self._title()
+        keep_restorable(self.figure)
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """The widget, with a text and an HTML fallback ("run the cell") for wherever the widget cannot be
+        shown: a notebook reopened without its widget state, nbviewer, an HTML export."""
+        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
+        bundle["text/plain"] = f"Augmentation explorer (sliders for crop, jitter and rotation). {self.RUN_THE_CELL}"
+        bundle["text/html"] = (f"<p><b>Augmentation explorer</b> (sliders for crop, jitter and rotation). "
+                               f"{html.escape(self.RUN_THE_CELL)}</p>")
+        return bundle
 
 
 # ------------------------------------------------------------------------------------- norm dashboard
@@ -325,6 +366,8 @@ class NormDashboard:
             self.curve.data[1].x = [epoch]
             self.curve.data[1].y = [value]
             self.curve.layout.title.text = f"AUROC of {label} over training"
+        keep_restorable(self.histogram)
+        keep_restorable(self.curve)
         verdict = "inverted: OOD scores higher than ID" if value < 0.5 else "ID scores higher than OOD"
         self.summary.value = (f"<b>AUROC {value:.3f}</b> ({verdict}); mean score ID {scores_id.mean():.3g}, "
                               f"OOD {scores_ood.mean():.3g}; {len(scores_id)} ID and {len(scores_ood)} OOD test images")
@@ -423,6 +466,7 @@ class UmapExplorer:
                     trace.marker.color = color
                     trace.marker.showscale = False
             self.figure.layout.title.text = f"UMAP of {SPACES[self.space.value]}, coloured by {self.color.value}"
+        keep_restorable(self.figure)
 
     def on_hover(self, trace, points, state=None) -> None:
         """plotly hover callback: show the image of the first hovered point."""

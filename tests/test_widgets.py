@@ -79,6 +79,28 @@ def test_augmentation_explorer_callbacks():
     assert "rotation 90°" in explorer.figure.layout.title.text
 
 
+def test_augmentation_explorer_restores_its_figure_and_says_run_the_cell():
+    """A reopened notebook draws the explorer from the widget state the kernel holds: that state must hold
+    the current views (not the empty figure plotly started from), and the output says to run the cell."""
+    explorer = widgets.AugmentationExplorer(data.load_digits("test").images[:2], n_views=2)
+    explorer.rotation.value = 180
+    state = explorer.figure._widget_data
+    assert [trace["type"] for trace in state] == ["image"] and state[0]["source"] == explorer.figure.data[0].source
+    assert "rotation 180°" in explorer.figure._widget_layout["title"]["text"]
+    assert explorer.note in explorer.widget.children and "run this cell again" in explorer.note.value
+    bundle = explorer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert all("run this cell again" in bundle[kind] for kind in ("text/plain", "text/html"))
+
+
+@pytest.mark.slow
+def test_dashboard_and_umap_figures_are_restorable(runs):
+    dashboard = widgets.NormDashboard(runs)
+    dashboard.epoch_control.value = 1
+    assert len(dashboard.histogram._widget_data) == 2 and len(dashboard.histogram._widget_data[0]["x"]) > 0
+    assert list(dashboard.curve._widget_data[1]["x"]) == [1]
+
+
 @pytest.mark.slow
 def test_umap_explorer_callbacks(runs):
     explorer = widgets.UmapExplorer.from_run(runs[1], per_side=40, n_neighbors=8)
@@ -98,11 +120,25 @@ def test_umap_explorer_callbacks(runs):
     assert explorer.preview.value[:4] == b"\x89PNG" and "OOD" in explorer.caption.value
 
 
-def test_static_grids_have_axis_titles_and_legends():
+def test_static_grids_have_axis_titles_and_no_legend():
     images = data.load_digits("test").images[:2]
     for figure in (widgets.augmentation_grid(images, 3), widgets.rotation_grid(images)):
         assert figure.layout.xaxis.title.text and figure.layout.yaxis.title.text
-        assert figure.layout.showlegend and sum(trace.name is not None for trace in figure.data) >= 2
+        # an image grid has nothing a legend square could stand for: no legend, no dummy traces
+        assert figure.layout.showlegend is False and [trace.type for trace in figure.data] == ["image"]
+        assert figure.layout.annotations and figure.layout.annotations[0].text  # the caption says what the columns are
+
+
+def test_rotation_grid_rows_are_labelled_by_the_digits():
+    digits = data.load_digits("test")
+    first = [int((digits.labels == k).nonzero()[0, 0]) for k in (0, 6, 8)]
+    figure = widgets.rotation_grid(digits.images[first], row_labels=[0, 6, 8], row_title="digit")
+    assert list(figure.layout.yaxis.ticktext) == ["0", "6", "8"] and figure.layout.yaxis.title.text == "digit"
+    assert list(widgets.rotation_grid(digits.images[first]).layout.yaxis.ticktext) == ["#0", "#1", "#2"]
+    figure = widgets.augmentation_grid(digits.images[first], 2, row_labels=digits.labels[first])
+    assert list(figure.layout.yaxis.ticktext) == ["0", "6", "8"]
+    with pytest.raises(ValueError):
+        widgets.rotation_grid(digits.images[first], row_labels=[0, 6])
 
 
 def test_notebook_config_ignores_an_oe_source_a_method_does_not_use(tmp_path, monkeypatch):
