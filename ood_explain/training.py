@@ -10,6 +10,7 @@ history).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -32,6 +33,11 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the last good checkpoint is left untouched."""
+
+
+class NonFiniteModelError(FloatingPointError):
+    """After an epoch the weights (or the model's output on training images) are NaN or infinite: the model
+    diverged in the last steps although their losses were finite. It is never checkpointed."""
 
 
 @dataclass
@@ -177,11 +183,25 @@ def batches(id_images: torch.Tensor, oe_images: torch.Tensor | None, batch_size:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write `state` to `path` atomically (temporary file, then rename): a crash never leaves half a file."""
+    """Write `state` to `path` atomically (temporary file, then rename): a crash never leaves half a file.
+    A failed write (a full disk) removes the temporary file and is one :class:`OSError` naming the file;
+    the previous checkpoint stays as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    try:
+        torch.save(state, temporary)
+        os.replace(temporary, path)
+    except BaseException as error:
+        temporary.unlink(missing_ok=True)
+        # torch's zip writer reports a full disk as a RuntimeError ("... failed writing file ...")
+        if isinstance(error, OSError) or (isinstance(error, RuntimeError) and "writ" in str(error).lower()):
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
+            number = error.errno if isinstance(error, OSError) else None
+            fix = "free some disk space" if number in (None, errno.ENOSPC, errno.EDQUOT) else "fix that"
+            message = (f"cannot write the checkpoint {path}: {reason}. Any previous checkpoint is kept; {fix} and "
+                       "rerun the same command to resume from it")
+            raise (OSError(number, message) if number is not None else OSError(message)) from None
+        raise
 
 
 class UnreadableCheckpointError(ValueError):
@@ -212,15 +232,21 @@ TRAJECTORY_KEYS = ("method", "epochs", "batch_size", "lr", "momentum", "weight_d
                    "warmup_epochs", "seed", "max_steps_per_epoch", "augment")
 
 
+def setting_differences(saved: dict, current: dict, place: str = "checkpoint") -> list[str]:
+    """One ``"key: SAVED in the PLACE, CURRENT now"`` item per key of `current` whose value differs in
+    `saved` (compared as JSON, so tuples equal lists)."""
+    saved, current = json.loads(json.dumps(saved)), json.loads(json.dumps(current))
+    return [f"{key}: {saved.get(key)!r} in the {place}, {value!r} now"
+            for key, value in current.items() if saved.get(key) != value]
+
+
 def refuse_other_settings(saved: dict | None, current: dict, checkpoint: Path, what: str = "settings") -> None:
     """Raise when `saved` (the checkpoint's record) differs from `current` in any key of `current`: the
     error names each differing setting and the two ways out. A checkpoint without the record is refused."""
     if saved is None:
         raise ValueError(f"cannot resume {checkpoint}: it does not record its {what} (an older version wrote it). "
                          "Use a new --out folder, or --restart to train from scratch.")
-    saved, current = json.loads(json.dumps(saved)), json.loads(json.dumps(current))
-    differing = [f"{key}: {saved.get(key)!r} in the checkpoint, {value!r} now"
-                 for key, value in current.items() if saved.get(key) != value]
+    differing = setting_differences(saved, current)
     if differing:
         raise ValueError(f"cannot resume {checkpoint}: it was written with other settings ("
                          + "; ".join(differing) + "). Use a new --out folder, or --restart to train from scratch.")
@@ -231,6 +257,43 @@ def check_same_run(saved: dict, config: TrainConfig, checkpoint: Path) -> None:
     same --out folder)."""
     current = _config_dict(config)
     refuse_other_settings(saved, {key: current[key] for key in TRAJECTORY_KEYS}, checkpoint)
+
+
+def check_images(images: torch.Tensor, what: str) -> None:
+    """Refuse images :func:`train` cannot use: not (N, C, H, W), neither uint8 (0..255) nor floating point
+    in [0, 1] (float pixel values in 0..255 would train as if they were in [0, 1]), or non-finite values."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"{what} must be a 4-D (N, C, H, W) tensor of images, got {shape}")
+    if images.dtype == torch.uint8:
+        return
+    if not images.is_floating_point():
+        raise ValueError(f"{what} must be uint8 (0..255) or floating point in [0, 1], got {images.dtype}; "
+                         f"convert them with .to(torch.uint8) (values 0..255) or .float() / 255")
+    if len(images) == 0:
+        return
+    low, high, finite = torch.stack([images.min().float(), images.max().float(),
+                                     torch.isfinite(images).all().float()]).tolist()
+    if not finite:
+        raise ValueError(f"{what} contain NaN or infinite values")
+    if low < 0 or high > 1:
+        hint = " (pixel values in 0..255? divide by 255, or pass uint8 images)" if high > 1 else ""
+        raise ValueError(f"{what} are floating point and must lie in [0, 1], but span {low:g} to {high:g}{hint}")
+
+
+def _diverged(model: ContrastiveModel, step: TrainingStep, id_images: torch.Tensor, batch_size: int) -> bool:
+    """True when the model's weights or buffers, or its output on the first ID training images (eval mode,
+    no augmentation, no gradient), hold NaN or infinity. Changes no state and draws no random numbers."""
+    tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), torch.autocast(id_images.device.type, dtype=step.dtype or torch.float32,
+                                         enabled=step.dtype is not None):
+        x = augment.to_float(id_images[:batch_size]).contiguous(memory_format=step.memory_format)
+        h, z = model(x)
+    model.train(was_training)
+    finite = torch.stack([t.isfinite().all() for t in [*tensors, h, z]]).all()
+    return not bool(finite)
 
 
 def train(
@@ -251,18 +314,22 @@ def train(
     use it to score the test set epoch by epoch. The next epoch puts the model back in train mode.
 
     Args:
-        id_images: uint8 (N, C, H, W) ID training images, already on the compute device.
-        oe_images: uint8 (M, C, H, W) OE images on the same device (methods with external OE); None otherwise.
+        id_images: uint8 (N, C, H, W) ID training images (or floating point in [0, 1]), already on the
+            compute device; other images are refused (:func:`check_images`).
+        oe_images: OE images of the same kind on the same device (methods with external OE); None otherwise.
         checkpoint: file written atomically after every epoch; with `resume`, training continues from
             it (epoch, optimizer, schedule and RNG states restored).
         identity: further settings the checkpoint records and a resume must match (a run's dataset,
             class, architecture...: :func:`ood_explain.experiments.model_settings`).
 
     History rows: epoch, loss, id_norm, oe_norm (mean raw ||z|| of ID and OE views), alpha, lr, seconds.
-    Raises :class:`NonFiniteLossError` if the loss becomes NaN/inf (the checkpoint keeps the last good
-    epoch).
+    Raises :class:`NonFiniteLossError` if the loss becomes NaN/inf, and :class:`NonFiniteModelError` if the
+    weights (or the model's output) are NaN/inf after an epoch; the checkpoint keeps the last good epoch.
     """
     method = methods.get(config.method)
+    check_images(id_images, "id_images (the ID training images)")
+    if oe_images is not None:
+        check_images(oe_images, "oe_images (the OE images)")
     if method.external_oe and (oe_images is None or len(oe_images) == 0):
         raise ValueError(f"method {method.name!r} needs OE images (pass --oe SOURCE)")
     device = id_images.device
@@ -313,12 +380,22 @@ def train(
                             else "no checkpoint was written")
                     raise NonFiniteLossError(
                         f"the {method.name} loss became {means[0]} in epoch {epoch + 1}, step {index + 1}; "
-                        f"stopped without saving ({kept}). Try a lower learning rate (now {config.lr})."
+                        f"stopped without saving ({kept}). Try a lower learning rate (--lr, now {config.lr}) "
+                        f"with --restart."
                     )
                 shown = dict(epoch=epoch + 1, loss=f"{means[0]:.3f}", id_norm=f"{means[1]:.2f}")
                 if math.isfinite(means[2]):  # no OE rows (SimCLR): no OE norm to show
                     shown["oe_norm"] = f"{means[2]:.2f}"
                 bar.set_postfix(shown)
+        if _diverged(model, step, id_images, config.batch_size):  # never checkpoint a diverged model
+            bar.close()
+            kept = (f"the checkpoint {checkpoint} keeps epoch {epoch}" if checkpoint and epoch > 0
+                    else "no checkpoint was written")
+            raise NonFiniteModelError(
+                f"the {method.name} model diverged in epoch {epoch + 1}: its weights or outputs became NaN or "
+                f"infinite although the losses were finite; stopped without saving ({kept}). Train again with a "
+                f"lower learning rate (--lr, now {config.lr}) and --restart."
+            )
         loss_mean, id_mean, oe_mean = (distributed.all_mean(sums) / steps).tolist()  # means over all ranks
         history.append({
             "epoch": epoch + 1, "loss": loss_mean, "id_norm": id_mean, "oe_norm": oe_mean, "alpha": alpha,
