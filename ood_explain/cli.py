@@ -89,11 +89,26 @@ step_budgets = int_list("step counts", "150,1200", 1)
 
 
 def seed_list(text: str) -> list[int]:
-    """An argparse type: a seed count ("3" -> 0, 1, 2) or a comma-separated list of seeds ("0,4,7")."""
+    """An argparse type: a seed count ("3" -> 0, 1, 2; at least 1) or a comma-separated list of two or more
+    distinct seeds ("0,4,7"); "0", "3," and "1,1" are refused (:func:`ood_explain.sweeps.seed_list`)."""
     try:
         return sweeps.seed_list(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def architectures(text: str) -> str:
+    """An argparse type: comma-separated architecture names, each one of :data:`ood_explain.models.ARCHITECTURES`
+    (checked before any benchmarking starts)."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated architectures such as small-cnn,resnet18-cifar, "
+                                         f"got {text!r}")
+    unknown = [name for name in names if name not in models.ARCHITECTURES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown architecture {', '.join(map(repr, unknown))}; choose from "
+                                         f"{', '.join(models.ARCHITECTURES)}")
+    return ",".join(names)
 
 
 def oe_source(text: str) -> str:
@@ -184,7 +199,7 @@ def _add_run_options(parser: argparse.ArgumentParser, single: bool) -> None:
                         help="SGD weight decay (L2 penalty on all weights)")
     parser.add_argument("--seed", type=seed_int, default=0)
     parser.add_argument("--seeds", type=seed_list, default=None,
-                        help="several seeds: a count (3 -> 0,1,2) or a list (0,4,7); each in its own seed-S folder")
+                        help=f"several seeds, each in its own seed-S folder: {sweeps.SEEDS_HELP}")
     parser.add_argument("--jobs", type=positive_int, default=1,
                         help="independent runs side by side as single-thread CPU processes")
     parser.add_argument("--data-root", default=None, help="data folder (default: $OOD_EXPLAIN_DATA or ./data)")
@@ -220,7 +235,8 @@ def command_run(args: argparse.Namespace) -> None:
     if args.seeds is not None:  # one folder per seed, then mean ± std of the main score
         seeds = args.seeds
         configs = [dataclasses.replace(config, seed=s, out=str(Path(args.out) / f"seed-{s}")) for s in seeds]
-        todo = [c for c in configs if args.restart or not experiments.is_finished(c.out)]
+        # the reuse rule (experiments.reusable) for every seed before any run starts
+        todo = configs if args.restart else [c for c in configs if not experiments.reusable(c)]
         if args.jobs > 1 and todo and not args.restart:
             sweeps.run_in_subprocesses(todo, [{"OMP_NUM_THREADS": "1"}] * args.jobs)
         else:
@@ -243,7 +259,7 @@ def command_run(args: argparse.Namespace) -> None:
 def command_sweep(args: argparse.Namespace) -> None:
     with distributed.launched(args.device):
         sweeps.sweep(_config_from(args, single=False), args.methods.split(","), args.out, args.classes,
-                     seeds=args.seeds or [args.seed], jobs=args.jobs)
+                     seeds=args.seeds or [args.seed], jobs=args.jobs, restart=args.restart)
     if not distributed.is_main():
         return
     print((Path(args.out) / "results.md").read_text())
@@ -261,7 +277,7 @@ def command_quickstart(args: argparse.Namespace) -> None:
     from .quickstart import quickstart
 
     quickstart(args.out, classes=args.classes, data_root=args.data_root, preset=args.preset, seeds=args.seeds,
-               jobs=args.jobs)
+               jobs=args.jobs, restart=args.restart)
 
 
 def command_reproduce(args: argparse.Namespace) -> None:
@@ -270,13 +286,13 @@ def command_reproduce(args: argparse.Namespace) -> None:
     if args.name in STUDIES:  # a budget study: its own budgets, classes and preset
         budget_study(args.name, out=args.out, data_root=args.data_root, seeds=args.seeds or 3, jobs=args.jobs,
                      steps=args.steps, methods=args.methods.split(",") if args.methods else None,
-                     classes=args.classes)
+                     classes=args.classes, restart=args.restart)
         return
     reproduce(args.name, preset=args.preset, out=args.out, data_root=args.data_root, oe=args.oe,
               classes=args.classes,
               methods=args.methods.split(",") if args.methods else None, device=args.device,
               jobs_per_gpu=args.jobs_per_gpu, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
-              compile=args.compile, seeds=args.seeds or 1, jobs=args.jobs)
+              compile=args.compile, seeds=args.seeds or 1, jobs=args.jobs, restart=args.restart)
 
 
 def command_claims(args: argparse.Namespace) -> None:
@@ -291,17 +307,23 @@ def command_bench(args: argparse.Namespace) -> None:
     bench.main(args)
 
 
+RESTART_HELP = ("train from scratch: clear the run folder(s) first, also a finished run made with other settings "
+                "(without it such a folder is refused)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ood-explain", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="train and evaluate one configuration")
     _add_run_options(run, single=True)
-    run.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
+    run.add_argument("--restart", action="store_true", help=RESTART_HELP)
     run.set_defaults(func=command_run)
 
-    sweep = commands.add_parser("sweep", help="run every class of a protocol (finished runs are skipped)")
+    sweep = commands.add_parser("sweep", help="run every class of a protocol (finished runs of the same settings "
+                                              "are skipped)")
     _add_run_options(sweep, single=False)
+    sweep.add_argument("--restart", action="store_true", help=RESTART_HELP)
     sweep.set_defaults(func=command_sweep)
 
     report = commands.add_parser("report", help="write RUN_DIR/report.html (plotly figures)")
@@ -309,19 +331,22 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=command_report)
 
     quick = commands.add_parser("quickstart", help="SimCLR vs self-OECL vs OECL on scikit-learn's digits, offline")
-    quick.add_argument("--out", type=output_folder, default="runs/quickstart")
+    quick.add_argument("--out", type=output_folder, default=None,
+                       help="default: runs/quickstart (lite preset), else runs/quickstart-PRESET")
     quick.add_argument("--classes", type=class_indices, default="0,1,3")
     quick.add_argument("--data-root", default=None)
     quick.add_argument("--preset", default="lite", choices=list(experiments.PRESETS), help="smoke: seconds")
-    quick.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help="a count (3 -> seeds 0,1,2) or a list (0,4,7)")
+    quick.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help=sweeps.SEEDS_HELP + " (default: 3)")
     quick.add_argument("--jobs", type=positive_int, default=1, help="runs side by side as single-thread CPU processes")
+    quick.add_argument("--restart", action="store_true", help=RESTART_HELP)
     quick.set_defaults(func=command_quickstart)
 
     reproduce = commands.add_parser("reproduce", help="run a named paper table end to end (resumable)")
     reproduce.add_argument("name", help="a table (fashion-mnist-one-vs-rest, cifar10-one-vs-rest, cifar10-leave-one-out, "
                                         "...) or a study (fashion-mnist-budget)")
     reproduce.add_argument("--preset", default="paper", choices=list(experiments.PRESETS))
-    reproduce.add_argument("--out", type=output_folder, default=None, help="default: runs/reproduce/NAME-PRESET")
+    reproduce.add_argument("--out", type=output_folder, default=None,
+                           help="default: runs/reproduce/NAME-PRESET[-N-epochs][-oe-SOURCE when not the table's]")
     reproduce.add_argument("--oe", type=oe_source, default=None, help="override the table's OE source")
     reproduce.add_argument("--classes", type=class_indices, default=None)
     reproduce.add_argument("--methods", default=None)
@@ -336,9 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--steps", type=step_budgets, default=None,
                            help="budget studies: comma-separated budgets in optimizer steps (default: the study's)")
     reproduce.add_argument("--seeds", type=seed_list, default=None,
-                           help="a count (3 -> seeds 0,1,2) or a list (0,4,7); default: 1 for tables, 3 for studies")
+                           help=sweeps.SEEDS_HELP + "; default: 1 for tables, 3 for studies")
     reproduce.add_argument("--jobs", type=positive_int, default=1,
                            help="runs side by side as single-thread CPU processes")
+    reproduce.add_argument("--restart", action="store_true", help=RESTART_HELP)
     reproduce.set_defaults(func=command_reproduce)
 
     claims = commands.add_parser("claims", help="the numbers the notebooks' prose quotes, over seeds (lite, digits)")
@@ -349,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="training throughput: our pipeline vs a reference-style one")
     bench.add_argument("--device", type=device_name, default="auto")
-    bench.add_argument("--arch", default="small-cnn,resnet18-cifar", help="comma-separated architectures")
+    bench.add_argument("--arch", type=architectures, default="small-cnn,resnet18-cifar",
+                       help=f"comma-separated architectures, of {', '.join(models.ARCHITECTURES)}")
     bench.add_argument("--batch-size", type=positive_int, default=64, help="ID images per step (2 views each)")
     bench.add_argument("--steps", type=positive_int, default=10, help="timed steps per pipeline and round")
     bench.add_argument("--warmup", type=non_negative_int, default=2, help="untimed steps before each timed block")

@@ -4,7 +4,8 @@ and the named paper tables of ``ood-explain reproduce``.
 A run folder holds ``config.json``, ``history.csv``, ``checkpoint.pt``, ``scores.csv`` (one row per test
 sample: is_id and every score) and ``metrics.json`` (the main score's metrics at the top, one block per
 score under ``scores``). A run whose ``metrics.json`` exists is finished; one with only a checkpoint
-resumes.
+resumes. A finished folder stands for a config only under the same settings: :func:`reusable`, the one
+reuse rule every command goes through.
 """
 
 from __future__ import annotations
@@ -83,7 +84,10 @@ class RunConfig:
 
 
 # Settings that change neither the trained model nor its data: a run folder may be reused under other values.
+# data_root is the exception for dataset "imagefolder", whose data root IS the dataset (:func:`model_settings`).
 NOT_SHAPING = ("out", "device", "data_root", "download", "compile", "views", "test_limit", "train_eval_limit")
+# Of those, the settings that change the scores (not the model): a finished folder is scored again under them.
+EVALUATION = ("views", "test_limit", "train_eval_limit")
 
 
 def resolve(config: RunConfig) -> RunConfig:
@@ -205,14 +209,21 @@ def load_data(config: RunConfig) -> RunData:
     split = data.make_split(train_set, test_set, config.protocol, config.normal_class)
     for side, images in (("ID", split.id_test), ("OOD", split.ood_test)):
         if len(images) == 0:
-            raise ValueError(f"{config.dataset} class {config.normal_class} ({config.protocol}) has no {side} test "
-                             f"images in the test split{_where(config)}: pick another class or add test images")
+            raise ValueError(f"{config.dataset} class {class_name(split.id_train.classes, config.normal_class)} "
+                             f"({config.protocol}) has no {side} test images in the test split{_where(config)}: "
+                             f"pick another class or add test images")
     oe = None
     if methods.get(config.method).external_oe:
         outliers = train_set.subset(~torch.isin(train_set.labels, split.id_train.labels.unique()))
         oe = data.load_oe(config.oe, split.id_train, config.data_root, config.download, config.oe_shots,
                           config.seed, outlier_classes=outliers)
     return RunData(split, oe, evaluation_sets(split, config.test_limit, config.train_eval_limit, config.seed))
+
+
+def class_name(classes: list[str], index: int) -> str:
+    """A class as the user knows it: ``2 ('cow')`` when the class has a name other than its index."""
+    name = classes[index] if 0 <= index < len(classes) else None
+    return f"{index} ({name!r})" if name is not None and name != str(index) else str(index)
 
 
 def _where(config: RunConfig) -> str:
@@ -331,12 +342,16 @@ class Run:
         missing = [name for name in RESULT_FILES if not (path / name).exists()]
         if missing:
             raise FileNotFoundError(f"{path} is not a finished run folder: missing {', '.join(missing)}")
-        record = json.loads((path / "config.json").read_text())
-        fields = {k: v for k, v in record["run"].items() if k in RunConfig.__dataclass_fields__}
+        record = read_record(path)
+        metrics = _read_json(path / "metrics.json")
+        if (not isinstance(metrics.get("scores"), dict) or metrics.get("score") not in metrics["scores"]
+                or "auroc" not in metrics):
+            raise ValueError(f"{path / 'metrics.json'} is not the metrics of an ood-explain run (no main 'score' "
+                             "among its 'scores'): was the folder made by another tool? Point at a run folder "
+                             "that ood-explain run or sweep wrote")
         epoch_file = path / "epoch_scores.csv"
-        return cls(RunConfig(**fields), pd.read_csv(path / "scores.csv"), pd.read_csv(path / "history.csv"),
-                   json.loads((path / "metrics.json").read_text()), record.get("data", {}), path,
-                   pd.read_csv(epoch_file) if epoch_file.exists() else None)
+        return cls(recorded_config(record), pd.read_csv(path / "scores.csv"), pd.read_csv(path / "history.csv"),
+                   metrics, record.get("data", {}), path, pd.read_csv(epoch_file) if epoch_file.exists() else None)
 
 
 # config.json first, metrics.json (the finished marker) last
@@ -350,8 +365,81 @@ def is_finished(folder: str | Path) -> bool:
 
 
 def model_settings(config: RunConfig) -> dict:
-    """The settings of a resolved config that shape the trained model or its data (JSON-comparable)."""
-    return {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(config))).items() if k not in NOT_SHAPING}
+    """The settings of a resolved config that shape the trained model or its data (JSON-comparable). For
+    dataset ``imagefolder`` they include ``data_root``, as an absolute path: that folder is the dataset."""
+    settings = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(config))).items() if k not in NOT_SHAPING}
+    if config.dataset == "imagefolder":
+        settings["data_root"] = os.path.abspath(data.resolve_data_root(config.data_root))
+    return settings
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): was the folder made by another tool? Point at an "
+                         "ood-explain run folder, or delete the file") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} holds a JSON {type(value).__name__}, not an ood-explain record: was the folder "
+                         "made by another tool?")
+    return value
+
+
+def read_record(folder: str | Path) -> dict:
+    """A run folder's config.json, checked to be one that :func:`run_experiment` wrote (a ``run`` block);
+    another tool's file is a one-line ValueError naming it."""
+    path = Path(folder) / "config.json"
+    record = _read_json(path)
+    if not isinstance(record.get("run"), dict):
+        raise ValueError(f"{path} has no 'run' block, so {Path(folder)} is not an ood-explain run folder (made by "
+                         "another tool?): point at a folder that ood-explain run or sweep wrote, or use a new --out")
+    return record
+
+
+def recorded_config(record: dict) -> RunConfig:
+    """The RunConfig a config.json record holds; fields an older version did not record take their defaults."""
+    return RunConfig(**{k: v for k, v in record["run"].items() if k in RunConfig.__dataclass_fields__})
+
+
+def recorded_settings(record: dict) -> dict:
+    """The model-shaping settings a config.json record holds (:func:`model_settings` as written then; an
+    older record without that block: computed from its ``run`` block)."""
+    settings = record.get("settings")
+    return settings if isinstance(settings, dict) else model_settings(recorded_config(record))
+
+
+def reusable(config: RunConfig) -> bool:
+    """THE reuse rule, the one place that decides whether a finished run folder can stand for `config`.
+    ``run`` (also with ``--seeds``), ``sweep``, ``reproduce``, ``quickstart``, the notebooks' load-or-train and
+    ``claims`` all ask it before they skip a run.
+
+    Returns True when ``config.out`` holds a finished run (metrics.json) whose config.json records the same
+    result-shaping settings as `config` (resolved here): every setting that shapes the model or its data
+    (:func:`model_settings`: dataset, protocol, class, method, OE source and shots, architecture, image size,
+    seed, training settings; an image folder's data root) and the evaluation settings (views, test_limit,
+    train_eval_limit). Returns False when there is no finished run, or when only evaluation settings differ:
+    :func:`run_experiment` then resumes from the checkpoint, trains nothing and scores again. Raises
+    ValueError, before anything is written, naming each differing model-shaping setting in one line
+    ("lr: 0.1 in the folder, 0.01 now. Use a new --out folder, or --restart ..."), and for a folder another
+    tool made."""
+    config = resolve(config)
+    out = Path(config.out)
+    if not is_finished(out):
+        return False
+    record = refuse_other_folder_settings(out, config)
+    run = record["run"]
+    return all(run.get(name) == getattr(config, name) for name in EVALUATION)
+
+
+def refuse_other_folder_settings(out: Path, config: RunConfig) -> dict:
+    """Raise when the run folder `out` (its config.json) was made under model-shaping settings other than
+    those of the resolved `config`; returns its record otherwise."""
+    record = read_record(out)
+    differing = training.setting_differences(recorded_settings(record), model_settings(config), "folder")
+    if differing:
+        raise ValueError(f"run folder {out} holds a finished run made with other settings ({'; '.join(differing)})."
+                         " Use a new --out folder, or --restart to train it again.")
+    return record
 
 
 class RunFolderInUse(RuntimeError):
@@ -384,8 +472,9 @@ def _record_pid(descriptor: int) -> None:
 
 def prepare_folder(out: Path, config: RunConfig, resume: bool) -> None:
     """Make `out` safe to write for `config`: without `resume` every earlier file goes first (so an
-    interrupted restart never leaves old results beside a new config); with it, a checkpoint written under
-    other model-shaping settings is refused before anything is written. The finished marker is removed,
+    interrupted restart never leaves old results beside a new config); with it, a finished run or a
+    checkpoint made under other model-shaping settings is refused before anything is written (the reuse
+    rule, :func:`reusable`). The finished marker is removed,
     so the folder reads as unfinished until this run writes it again."""
     if not resume:
         for name in FOLDER_FILES:
@@ -394,6 +483,8 @@ def prepare_folder(out: Path, config: RunConfig, resume: bool) -> None:
     if checkpoint.exists():
         saved = training.load_checkpoint(checkpoint, "cpu").get("run")
         training.refuse_other_settings(saved, model_settings(config), checkpoint, "run settings")
+    if resume and is_finished(out):  # the reuse rule: a finished run of other settings is never overwritten
+        refuse_other_folder_settings(out, config)
     (out / "metrics.json").unlink(missing_ok=True)
 
 
@@ -405,7 +496,8 @@ def run_experiment(config: RunConfig, resume: bool = True, progress: bool = True
 
     The folder holds one configuration: a checkpoint of other settings is refused before anything is
     written, ``--restart`` (resume=False) clears it first, two processes never write it at once, and
-    ``metrics.json`` is written last. Rank 0 does the evaluation; other ranks return None."""
+    ``metrics.json`` is written last. A finished folder is only rescored, and only under the same
+    model-shaping settings (:func:`reusable`). Rank 0 does the evaluation; other ranks return None."""
     config = resolve(config)
     out = Path(config.out)
     rank, _ = world()
@@ -418,7 +510,7 @@ def run_experiment(config: RunConfig, resume: bool = True, progress: bool = True
         if rank == 0:
             prepare_folder(out, config, resume)
             record = {"run": dataclasses.asdict(config), "train": dataclasses.asdict(settings),
-                      "data": run_data.record()}
+                      "data": run_data.record(), "settings": model_settings(config)}
             (out / "config.json").write_text(json.dumps(record, indent=2))
         history = train(
             model, run_data.split.id_train.images.to(device), settings,

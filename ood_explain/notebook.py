@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from . import data, methods
-from .experiments import (Run, RunConfig, evaluation_sets, is_finished, load_data, pick_device, resolve,
+from .experiments import (Run, RunConfig, evaluation_sets, load_data, pick_device, resolve, reusable,
                           run_experiment, score_table)
 from .models import ContrastiveModel
 
@@ -177,9 +177,11 @@ class EpochTracker:
 def load_or_run(config: RunConfig, track: bool = True, progress: bool = True, verbose: bool = True) -> Run:
     """Load the finished run of `config`, or train it first (resuming from a checkpoint when one
     exists). With `track`, the test subset is scored at about a dozen epochs spread over the training
-    (:func:`tracked_epochs`; epoch_scores.csv)."""
+    (:func:`tracked_epochs`; epoch_scores.csv). A finished folder is loaded only when it was made with the
+    same settings (:func:`ood_explain.experiments.reusable`, the one reuse rule; another setting that shapes
+    the model is a ValueError naming it)."""
     out = Path(config.out)
-    if is_finished(out):
+    if reusable(config):
         run = Run.load(out)
         if verbose:
             print(f"loaded  {run.label:<28} class {run.normal_class}: AUROC {run.auroc():.3f} "

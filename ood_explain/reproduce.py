@@ -56,23 +56,35 @@ def hardware() -> str:
     return describe_device(torch.device("cpu"))
 
 
+def default_root(name: str, preset: str, epochs: int | None = None, oe: str | None = None) -> Path:
+    """``runs/reproduce/NAME-PRESET``, with ``-N-epochs`` for an epoch override and ``-oe-SOURCE`` for an OE
+    source other than the table's: whatever distinguishes the runs is in the folder's name."""
+    folder = f"{name}-{preset}" + (f"-{epochs}-epochs" if epochs else "")
+    if oe is not None and oe != TABLES[name].oe:
+        folder += "-oe-" + "".join(c if c.isalnum() or c in "-." else "_" for c in oe)
+    return Path("runs/reproduce") / folder
+
+
 def reproduce(
     name: str, preset: str = "paper", out: str | Path | None = None, data_root: str | None = None,
     oe: str | None = None, classes: list[int] | None = None, methods: list[str] | None = None,
     device: str = "auto", jobs_per_gpu: int = 1, progress: bool = True, epochs: int | None = None,
     warmup_epochs: int | None = None, compile: bool = False, seeds: int | str | list[int] = 1, jobs: int = 1,
+    restart: bool = False,
 ) -> pd.DataFrame:
     """Run (or resume) the table `name` over `seeds` and write ``results.md`` / ``results.csv`` beside its
     runs; returns the summary (mean, std and count per class and method, see :func:`ood_explain.sweeps.summarize`).
 
     `epochs` / `warmup_epochs` override the preset (a shorter run, e.g. on a time-limited GPU): the default
-    folder then names the epochs, so runs of different lengths never mix, and the table says so. `jobs`:
-    single-thread CPU subprocesses side by side; `jobs_per_gpu`: subprocesses per GPU."""
+    folder then names the epochs, so runs of different lengths never mix, and the table says so; an `oe`
+    other than the table's puts ``-oe-SOURCE`` into the default folder name. Finished runs are reused only
+    when made with the same settings (:func:`ood_explain.experiments.reusable`; `restart` trains them
+    again). `jobs`: single-thread CPU subprocesses side by side; `jobs_per_gpu`: subprocesses per GPU."""
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; choose one of {', '.join(TABLES)}")
     table = TABLES[name]
     oe = oe or table.oe
-    root = Path(out or f"runs/reproduce/{name}-{preset}" + (f"-{epochs}-epochs" if epochs else ""))
+    root = Path(out or default_root(name, preset, epochs, oe))
     all_classes = list(range(class_count(table.dataset, data_root)))
     classes = classes if classes is not None else all_classes
     unknown = sorted(set(classes) - set(all_classes))
@@ -94,7 +106,7 @@ def reproduce(
               f"over views‖), ID = positive. Data: {table.dataset}; OE: {oe}. {table.note}. {paper}"
               f"Hardware: {hardware()}. ")
     summary = sweep(base, methods, root, classes, seeds=seeds, jobs=jobs, progress=progress, header=header,
-                    slots=slots)
+                    slots=slots, restart=restart)
     print((root / "results.md").read_text())
     return summary
 
@@ -144,7 +156,7 @@ def write_static_image(figure, path: Path, width: int = 1150, height: int = 520)
 def budget_study(name: str, out: str | Path | None = None, data_root: str | None = None,
                  seeds: int | str | list[int] = 3, jobs: int = 1, steps: list[int] | None = None,
                  methods: list[str] | None = None, classes: list[int] | None = None,
-                 progress: bool = True) -> pd.DataFrame:
+                 progress: bool = True, restart: bool = False) -> pd.DataFrame:
     """Run (or resume) the study `name`: a sweep per budget into ``OUT/steps-<N>/``. Writes ``budget.csv``
     and ``budget.md`` (class-mean AUROC per budget and method, mean ± std over seeds) and ``budget.html``
     (AUROC against steps with error bars; ‖z‖ of ID and OE views per epoch at the longest budget)."""
@@ -158,7 +170,8 @@ def budget_study(name: str, out: str | Path | None = None, data_root: str | None
                          oe=study.oe, epochs=budget_epochs(budget))
         header = (f"# {name}: {budget} steps\n\n{study.note}. Hardware: {hardware()}. ")
         summary = sweep(base, methods or list(study.methods), root / f"steps-{budget}",
-                        list(classes or study.classes), seeds=seeds, jobs=jobs, progress=progress, header=header)
+                        list(classes or study.classes), seeds=seeds, jobs=jobs, progress=progress, header=header,
+                        restart=restart)
         for method in summary["mean"].columns:
             rows.append({"steps": budget, "method": method, "auroc_mean": summary.loc["mean", ("mean", method)],
                          "auroc_std": summary.loc["mean", ("std", method)], "seeds": summary.loc["mean", ("n", method)]})

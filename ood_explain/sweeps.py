@@ -22,7 +22,8 @@ import pandas as pd
 
 from . import data, methods
 from .distributed import world
-from .experiments import RunConfig, is_finished, resolve, run_experiment
+from .experiments import (EVALUATION, RunConfig, model_settings, read_record, recorded_settings, resolve,
+                          reusable, run_experiment)
 
 
 def class_count(dataset: str, root: str | None) -> int:
@@ -30,18 +31,46 @@ def class_count(dataset: str, root: str | None) -> int:
     return len(data.load_dataset(dataset, "test", root).classes)
 
 
+MAX_SEED = 2**32 - 1  # NumPy's seed range
+MAX_COUNT = 10_000  # a count of seeds beyond this is a typo
+SEEDS_HELP = ("a count (3 -> seeds 0, 1, 2; at least 1) or a comma-separated list of two or more distinct seeds "
+              "(0,4,7); for one seed S alone use --seed S")
+
+
 def seed_list(seeds: int | str | list[int] | tuple[int, ...]) -> list[int]:
-    """Seeds from a count (``3`` -> 0, 1, 2) or a list (``"0,4,7"`` or [0, 4, 7])."""
+    """Seeds from a count (``3`` -> 0, 1, 2; at least 1) or a list (``"0,4,7"`` or [0, 4, 7]), parsed strictly:
+    a count of 0, an empty item (``"3,"``), a repeated seed (``"1,1"``) or a seed outside 0..2**32-1 is a
+    one-line ValueError. In a string one number is a count, so ``"0"`` is refused (seed 0 alone: ``--seed
+    0``, or a count of 1) rather than meaning an empty list in one command and seed 0 in another."""
     if isinstance(seeds, str):
-        parts = [p for p in seeds.split(",") if p.strip()]
-        if not parts or not all(p.strip().isdigit() for p in parts):
-            raise ValueError(f"--seeds takes a count (3) or a comma-separated list of seeds (0,1,2), got {seeds!r}")
-        return list(range(int(parts[0]))) if len(parts) == 1 else [int(p) for p in parts]
+        text = seeds.strip()
+        parts = [p.strip() for p in text.split(",")]
+        if not text or not all(p.isdigit() or not p for p in parts):
+            raise ValueError(f"expected {SEEDS_HELP}; got {seeds!r}")
+        if not all(parts):
+            raise ValueError(f"{seeds!r} has an empty item; give {SEEDS_HELP}")
+        if len(parts) == 1:
+            return seed_list(int(parts[0]))
+        return seed_list([int(p) for p in parts])
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, list, tuple)):
+        raise ValueError(f"seeds must be a count or a list of seeds, got {seeds!r}")
     if isinstance(seeds, int):
         if seeds < 1:
-            raise ValueError(f"--seeds needs at least one seed, got {seeds}")
+            raise ValueError(f"a count of seeds must be at least 1, got {seeds}; for seed 0 alone use --seed 0 "
+                             "(a count of 1 also runs seed 0)")
+        if seeds > MAX_COUNT:
+            raise ValueError(f"a count of seeds must be at most {MAX_COUNT}, got {seeds}")
         return list(range(seeds))
-    return list(seeds)
+    values = list(seeds)
+    if not values:
+        raise ValueError(f"no seeds given; give {SEEDS_HELP}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_SEED for v in values):
+        raise ValueError(f"seeds must be whole numbers from 0 to {MAX_SEED}, got {values}")
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"seed {', '.join(map(str, repeated))} is listed more than once in "
+                         f"{','.join(map(str, values))}; each seed runs once, so list distinct seeds")
+    return values
 
 
 def run_folder(root: str | Path, method: str, normal_class: int, seed: int) -> Path:
@@ -60,22 +89,32 @@ def plan(base: RunConfig, method_names: list[str], root: str | Path, classes: li
 
 def sweep(base: RunConfig, method_names: list[str], root: str | Path, classes: list[int] | None = None,
           seeds: int | str | list[int] = 1, jobs: int = 1, progress: bool = True, header: str = "",
-          slots: list[dict[str, str]] | None = None) -> pd.DataFrame:
-    """Run every unfinished (method, class, seed) into its folder under `root`, then write results.csv and
-    results.md there and return the summary table (:func:`summarize`).
+          slots: list[dict[str, str]] | None = None, restart: bool = False) -> pd.DataFrame:
+    """Run every (method, class, seed) that has no reusable finished run in its folder under `root`, then
+    write results.csv and results.md there and return the summary table (:func:`summarize`).
 
-    jobs > 1 runs that many single-thread subprocesses side by side (CPU); `slots` gives each subprocess
-    slot its own environment instead (e.g. ``CUDA_VISIBLE_DEVICES`` per GPU)."""
+    Before any run starts: a finished folder made with other model-shaping settings is refused
+    (:func:`ood_explain.experiments.reusable`; `restart` trains such folders again from scratch instead), and
+    so is a root whose other finished runs would put other settings into the same table
+    (:func:`check_one_setting`). jobs > 1 runs that many single-thread subprocesses side by side (CPU);
+    `slots` gives each subprocess slot its own environment instead (e.g. ``CUDA_VISIBLE_DEVICES`` per GPU)."""
     root = Path(root)
     classes = classes if classes is not None else list(range(class_count(base.dataset, base.data_root)))
-    todo = [c for c in plan(base, method_names, root, classes, seed_list(seeds)) if not is_finished(c.out)]
+    configs = plan(base, method_names, root, classes, seed_list(seeds))
+    todo = configs if restart else [c for c in configs if not reusable(c)]
+    planned = {str(Path(c.out)) for c in configs}
+    others = [(folder, record) for folder, record in finished_records(root) if str(folder) not in planned]
+    check_one_setting(root, [(_label(root, c.out) + " (asked now)", c.method, result_settings(resolve(c)))
+                             for c in configs]
+                      + [(_label(root, folder), record["run"].get("method"), recorded_result_settings(record))
+                         for folder, record in others])
     started = time.perf_counter()
     slots = slots or ([{"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}] * jobs if jobs > 1 else None)
     if todo and slots:
-        run_in_subprocesses(todo, slots)
+        run_in_subprocesses(todo, slots, restart=restart)
     else:
         for config in todo:
-            run = run_experiment(config, progress=progress)
+            run = run_experiment(config, resume=not restart, progress=progress)
             if run is not None:
                 print(f"{config.method:>10} class {config.normal_class} seed {config.seed}: AUROC "
                       f"{run.metrics['auroc']:.3f} ({run.metrics['score']}, train {run.metrics['train_seconds']:.0f} s)",
@@ -92,6 +131,75 @@ def sweep(base: RunConfig, method_names: list[str], root: str | Path, classes: l
     return summary
 
 
+# ------------------------------------------------------------------------------- one setting per table
+
+# What the rows and columns of a table vary over; every other setting is the same in every run of one root.
+TABLE_AXES = ("method", "normal_class", "seed")
+PER_METHOD = ("batch_size",)  # a preset's batch counts instances: self-OECL's holds half as many images
+OE_ONLY = ("oe", "oe_shots")  # recorded only by methods with external OE
+
+
+def result_settings(config: RunConfig) -> dict:
+    """What shapes a resolved run's numbers, besides the table's axes: its model-shaping settings and its
+    evaluation settings (JSON-comparable)."""
+    settings = {**model_settings(config), **{name: getattr(config, name) for name in EVALUATION}}
+    return json.loads(json.dumps({k: v for k, v in settings.items() if k not in TABLE_AXES}))
+
+
+def recorded_result_settings(record: dict) -> dict:
+    """:func:`result_settings` as a run folder's config.json records them."""
+    settings = {**recorded_settings(record), **{name: record["run"].get(name) for name in EVALUATION}}
+    return json.loads(json.dumps({k: v for k, v in settings.items() if k not in TABLE_AXES}))
+
+
+def finished_records(root: str | Path) -> list[tuple[Path, dict]]:
+    """(folder, config.json record) of every finished run ``root/<method>/class-<k>/seed-<s>/``."""
+    return [(path.parent, read_record(path.parent))
+            for path in sorted(Path(root).glob("*/class-*/seed-*/metrics.json"))]
+
+
+def _label(root: Path, folder: str | Path) -> str:
+    try:
+        return str(Path(folder).relative_to(root))
+    except ValueError:
+        return str(folder)
+
+
+def check_one_setting(root: str | Path, entries: list[tuple[str, str, dict]]) -> dict:
+    """Refuse, in one line naming each differing setting and a run of each value, when the runs of one
+    table (`entries`: label, method, :func:`result_settings`) differ in anything but method, class and seed.
+    The batch size is compared within a method, the OE source among the methods that use one. Returns the
+    settings all runs share, for the table's header (per-method values as ``{method: value}``)."""
+    differing, shared = [], {}
+    keys = list(dict.fromkeys(key for _, _, settings in entries for key in settings))
+    for key in keys:
+        if key in PER_METHOD:
+            groups = {}
+            for entry in entries:
+                groups.setdefault(entry[1], []).append(entry)
+        elif key in OE_ONLY:
+            groups = {None: [e for e in entries if e[2].get("oe") is not None]}
+        else:
+            groups = {None: entries}
+        values_by_group = {}
+        for group, members in groups.items():
+            seen: dict[str, str] = {}
+            for label, _, settings in members:
+                seen.setdefault(json.dumps(settings.get(key)), label)
+            if len(seen) > 1:
+                differing.append(f"{key}: " + ", ".join(f"{json.loads(value)!r} in {label}" for value, label in seen.items()))
+            elif seen:
+                values_by_group[group] = json.loads(next(iter(seen)))
+        if not differing and values_by_group:
+            distinct = {json.dumps(v) for v in values_by_group.values()}
+            shared[key] = (next(iter(values_by_group.values())) if len(distinct) == 1 else values_by_group)
+    if differing:
+        raise ValueError(f"one table holds one setting, but the runs under {root} would differ in "
+                         f"{'; '.join(differing)}. Use a new --out folder for other settings, or remove the other "
+                         f"runs from {root}.")
+    return shared
+
+
 # --------------------------------------------------------------------------------------- subprocesses
 
 
@@ -99,13 +207,25 @@ class RunsFailed(RuntimeError):
     """One or more runs of a sweep ended with an error; the message names their folders and logs."""
 
 
-def _command(config: RunConfig) -> list[str]:
-    return [sys.executable, "-m", "ood_explain.sweeps", json.dumps(dataclasses.asdict(config))]
+def _command(config: RunConfig, restart: bool = False) -> list[str]:
+    return [sys.executable, "-m", "ood_explain.sweeps", json.dumps(dataclasses.asdict(config)),
+            *(["--restart"] if restart else [])]
 
 
-def run_in_subprocesses(configs: list[RunConfig], slots: list[dict[str, str]]) -> None:
+def _last_line(log: Path) -> str:
+    """The last non-empty line of a log (a traceback's last line names the error), at most 300 characters."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
+
+
+def run_in_subprocesses(configs: list[RunConfig], slots: list[dict[str, str]], restart: bool = False) -> None:
     """Run configs as ``python -m ood_explain.sweeps CONFIG`` subprocesses, one per slot at a time (a slot
-    is a set of environment variables); each writes its log beside its run folder."""
+    is a set of environment variables); each writes its log beside its run folder. Failed runs are one
+    :class:`RunsFailed` naming each folder, the last line of its log (the reason) and the log. A subprocess
+    imports only ood_explain, so a method registered in this process alone is unknown to it."""
     pending, running, failures = list(configs), {}, []
     while pending or running:
         for slot in [i for i in range(len(slots)) if i not in running]:
@@ -115,7 +235,8 @@ def run_in_subprocesses(configs: list[RunConfig], slots: list[dict[str, str]]) -
             log_path = Path(config.out).with_suffix(".log")
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log = open(log_path, "w")
-            process = subprocess.Popen(_command(config), env={**os.environ, **slots[slot]}, stdout=log, stderr=log)
+            process = subprocess.Popen(_command(config, restart), env={**os.environ, **slots[slot]}, stdout=log,
+                                       stderr=log)
             running[slot] = (config, process, log)
         for slot, (config, process, log) in list(running.items()):
             if process.poll() is None:
@@ -125,7 +246,9 @@ def run_in_subprocesses(configs: list[RunConfig], slots: list[dict[str, str]]) -
             status = "done" if process.returncode == 0 else f"FAILED ({process.returncode})"
             print(f"{config.method:>10} class {config.normal_class} seed {config.seed}: {status}", flush=True)
             if process.returncode:
-                failures.append(f"{config.out} (log: {Path(config.out).with_suffix('.log')})")
+                log_path = Path(config.out).with_suffix(".log")
+                reason = _last_line(log_path) or f"exit code {process.returncode}"
+                failures.append(f"{config.out}: {reason} (log: {log_path})")
         time.sleep(0.5)
     if failures:
         raise RunsFailed("runs failed: " + "; ".join(failures))
@@ -136,7 +259,12 @@ def run_in_subprocesses(configs: list[RunConfig], slots: list[dict[str, str]]) -
 
 def collect_results(root: str | Path, metric: str = "auroc") -> pd.DataFrame:
     """One row per finished run under `root`: method, class, seed, `metric` and the run's own seconds
-    (training + evaluation, as its metrics.json records them)."""
+    (training + evaluation, as its metrics.json records them). Runs of other settings (anything but method,
+    class and seed) are refused (:func:`check_one_setting`); the settings they share are in
+    ``attrs["settings"]`` of the table."""
+    records = finished_records(root)
+    shared = check_one_setting(root, [(_label(Path(root), folder), record["run"].get("method"),
+                                       recorded_result_settings(record)) for folder, record in records])
     rows = []
     for path in sorted(Path(root).glob("*/class-*/seed-*/metrics.json")):
         seed_folder, class_folder, method_folder = path.parents[0], path.parents[1], path.parents[2]
@@ -146,7 +274,9 @@ def collect_results(root: str | Path, metric: str = "auroc") -> pd.DataFrame:
                      "seconds": metrics.get("train_seconds", 0) + metrics.get("eval_seconds", 0)})
     if not rows:
         raise FileNotFoundError(f"no finished runs (*/class-*/seed-*/metrics.json) under {root}")
-    return pd.DataFrame(rows).sort_values(["method", "class", "seed"]).reset_index(drop=True)
+    table = pd.DataFrame(rows).sort_values(["method", "class", "seed"]).reset_index(drop=True)
+    table.attrs["settings"] = shared
+    return table
 
 
 def summarize(runs: pd.DataFrame, metric: str = "auroc") -> pd.DataFrame:
@@ -166,35 +296,69 @@ def summarize(runs: pd.DataFrame, metric: str = "auroc") -> pd.DataFrame:
     return table.reindex(columns=pd.MultiIndex.from_product([["mean", "std", "n"], order]))
 
 
-def format_summary(summary: pd.DataFrame, percent: bool = True) -> pd.DataFrame:
-    """Cells as ``mean ± std`` (in % with one decimal by default); a lone seed shows its value alone."""
+def format_summary(summary: pd.DataFrame, percent: bool = True, seeds: int | None = None) -> pd.DataFrame:
+    """Cells as ``mean ± std`` (in % with one decimal by default); a lone seed shows its value alone. A cell
+    over fewer seeds than the table's `seeds` (default: the most any cell has) says how many: ``(n = 2)``."""
     scale = 100 if percent else 1
+    counts = summary["n"] if "n" in summary.columns.get_level_values(0) else None
+    if seeds is None and counts is not None:
+        seeds = int(np.nanmax(counts.to_numpy(dtype=float))) if counts.notna().to_numpy().any() else None
     cells = {}
     for method in summary["mean"].columns:
         column = []
-        for mean, std in zip(summary["mean"][method], summary["std"][method]):
+        ns = counts[method] if counts is not None else [np.nan] * len(summary)
+        for mean, std, n in zip(summary["mean"][method], summary["std"][method], ns):
             if np.isnan(mean):
                 column.append("")
-            elif np.isnan(std):
-                column.append(f"{scale * mean:.1f}")
-            else:
-                column.append(f"{scale * mean:.1f} ± {scale * std:.1f}")
+                continue
+            cell = f"{scale * mean:.1f}" if np.isnan(std) else f"{scale * mean:.1f} ± {scale * std:.1f}"
+            if seeds is not None and not np.isnan(n) and int(n) != seeds:
+                cell += f" (n = {int(n)})"
+            column.append(cell)
         cells[method] = column
     table = pd.DataFrame(cells, index=summary.index)
     table.columns.name = "method"
     return table
 
 
+def _fewer_seeds(runs: pd.DataFrame, seeds: list[int]) -> str:
+    """A sentence naming, by value, the seeds of each cell that holds fewer than `seeds` (empty if none)."""
+    parts = []
+    for (method, k), group in runs.groupby(["method", "class"]):
+        present = sorted(group["seed"].unique())
+        if len(present) != len(seeds):
+            parts.append(f"{method} class {k}: seed{'s' if len(present) > 1 else ''} {', '.join(map(str, present))}")
+    if not parts:
+        return ""
+    return ("(n = k): a cell over only k of these seeds (" + "; ".join(parts) + "); the `mean` row uses the "
+            "seeds that finished every class. ")
+
+
+def _settings_line(settings: dict) -> str:
+    shown = []
+    for key, value in settings.items():
+        if value is None:
+            continue
+        if isinstance(value, dict):  # per method
+            value = ", ".join(f"{method} {v}" for method, v in value.items())
+        shown.append(f"{key} {value}")
+    return f"Settings of every run (config.json): {'; '.join(shown)}.\n\n" if shown else ""
+
+
 def write_results(runs: pd.DataFrame, summary: pd.DataFrame, root: str | Path, header: str = "") -> None:
-    """results.csv (every run) and results.md (mean ± std over seeds, in %) in `root`."""
+    """results.csv (every run) and results.md (mean ± std over seeds, in %) in `root`. results.md names the
+    seeds by value, the cells over fewer seeds, and the settings every run shares (``runs.attrs["settings"]``,
+    as :func:`collect_results` finds them)."""
     root = Path(root)
     runs.to_csv(root / "results.csv", index=False, float_format="%.4f")
     seeds = sorted(runs["seed"].unique())
     note = (f"AUROC (%), mean ± sample standard deviation over seeds {', '.join(map(str, seeds))} "
-            f"({len(seeds)} seed(s)); `mean`: the class mean, per seed, then over seeds. {len(runs)} runs took "
-            f"{runs['seconds'].sum() / 60:.0f} min of training and evaluation in all (each run's own time).\n\n")
-    (root / "results.md").write_text(header + note + format_summary(summary).to_markdown() + "\n")
+            f"({len(seeds)} seed(s)); `mean`: the class mean, per seed, then over seeds. {_fewer_seeds(runs, seeds)}"
+            f"{len(runs)} runs took {runs['seconds'].sum() / 60:.0f} min of training and evaluation in all (each "
+            f"run's own time).\n\n")
+    table = format_summary(summary, seeds=len(seeds)).to_markdown()
+    (root / "results.md").write_text(header + note + _settings_line(runs.attrs.get("settings", {})) + table + "\n")
 
 
 if __name__ == "__main__":  # one run of a sweep, in a subprocess (torch takes its threads from OMP_NUM_THREADS)
-    run_experiment(RunConfig(**json.loads(sys.argv[1])), progress=False)
+    run_experiment(RunConfig(**json.loads(sys.argv[1])), resume="--restart" not in sys.argv[2:], progress=False)

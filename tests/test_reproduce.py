@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -86,6 +87,8 @@ def test_cifar_table_adds_the_paper_row(tmp_path, data_root, monkeypatch):
     for method in ("oecl", "self-oecl"):
         run = out / method / "class-0" / "seed-0"
         run.mkdir(parents=True)
+        made = resolve(RunConfig(dataset="cifar10", method=method, oe="photos", preset="paper", out=str(run)))
+        (run / "config.json").write_text(json.dumps({"run": dataclasses.asdict(made)}))  # made with these settings
         (run / "metrics.json").write_text(json.dumps({"auroc": 0.5}))
     results = rp.reproduce("cifar10-one-vs-rest", preset="paper", out=out, data_root=str(data_root),
                            classes=[0], methods=["self-oecl", "oecl"], oe="photos", progress=False)
