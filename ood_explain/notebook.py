@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from . import data, methods
+from . import methods as methods_module  # `methods` is also a parameter name below
 from .experiments import (Run, RunConfig, evaluation_sets, load_data, pick_device, resolve, reusable,
                           run_experiment, score_table)
 from .models import ContrastiveModel
@@ -35,6 +36,12 @@ TRACK_LIMIT = 300  # test images per side (ID, OOD) scored after tracked epochs
 TRACK_VIEWS = 4  # random views for the ensemble scores of tracked epochs
 TRACK_POINTS = 12  # about this many tracked epochs per run
 GPU_SHORT_EPOCHS = 100  # notebook 06's GPU default: a shortened paper preset that fits a class period
+# Notebook 06 on a CPU: the lite preset's three contrastive methods on one class, 3 runs. A CIFAR-10 lite run
+# takes about 1.5-2.5 min at one torch thread on 2 cores (30 of them took over an hour), so 3 runs plus
+# loading CIFAR-10 end in about 6-9 minutes, under 15 on 2 cores; the full lite table is a CLI command
+# (:func:`full_table_command`).
+CPU_CLASSES = [0]
+INTERRUPTED = "interrupted; run the cell again to resume"
 
 
 def fast_mode() -> bool:
@@ -70,9 +77,11 @@ class ExperimentPlan:
 
 
 def full_experiments_plan(full_paper_table: bool = False, cuda: bool | None = None) -> ExperimentPlan:
-    """Notebook 06's plan. Fast mode: a smoke run of one class. A CPU: the lite table. A GPU: a short paper-preset
-    run (CIFAR ResNet-18, 100 epochs with the warm-up's 5 % share, classes 0 and 1), which fits a class period;
-    the full 1000-epoch paper table only when `full_paper_table` is asked for explicitly."""
+    """Notebook 06's plan. Fast mode: a smoke run of one class. A CPU: the lite preset's three contrastive
+    methods on class 0 (:data:`CPU_CLASSES`; 3 runs, under 15 minutes on 2 cores; the whole lite table is
+    :func:`full_table_command`). A GPU: a short paper-preset run (CIFAR ResNet-18, 100 epochs with the
+    warm-up's 5 % share, classes 0 and 1), which fits a class period; the full 1000-epoch paper table only
+    when `full_paper_table` is asked for explicitly."""
     cuda = torch.cuda.is_available() if cuda is None else cuda
     contrastive = [methods.SIMCLR.name, methods.SELF_OECL.name, methods.OECL.name]
     if fast_mode():
@@ -82,7 +91,48 @@ def full_experiments_plan(full_paper_table: bool = False, cuda: bool | None = No
     if cuda:
         return ExperimentPlan("paper", GPU_SHORT_EPOCHS, [0, 1], contrastive,
                               f"short GPU preset: {GPU_SHORT_EPOCHS} epochs of the paper's settings, classes 0 and 1")
-    return ExperimentPlan("lite", None, None, contrastive, "CPU: the lite preset (small CNN, 150 steps per run)")
+    return ExperimentPlan("lite", None, list(CPU_CLASSES), contrastive,
+                          f"CPU: the lite preset (small CNN, 150 steps per run) on class {', '.join(map(str, CPU_CLASSES))}: "
+                          f"{len(CPU_CLASSES) * len(contrastive)} runs, about 6-9 minutes on 2 cores; "
+                          "the whole table: the command printed below")
+
+
+class Interrupted(KeyboardInterrupt):
+    """What :func:`run_plan` raises for Kernel > Interrupt: still a KeyboardInterrupt (so Run All stops
+    there), but IPython shows only its one line, not a traceback."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook for exceptions that render themselves
+        return [str(self)]
+
+
+def run_plan(table: str, plan: ExperimentPlan, out: str | Path, oe: str | None = None,
+             seeds: int | str | list[int] = 1):
+    """Notebook 06's long cell: :func:`ood_explain.reproduce.reproduce` of `table` under `plan`, into `out`.
+    Kernel > Interrupt ends it with the one line ``interrupted; run the cell again to resume`` (raised as
+    :class:`Interrupted`, which IPython shows as that line and which stops Run All there): finished runs are
+    kept and the interrupted one resumes from its checkpoint when the cell runs again."""
+    from .reproduce import reproduce
+
+    try:
+        return reproduce(table, preset=plan.preset, out=out, oe=oe, classes=plan.classes, methods=plan.methods,
+                         epochs=plan.epochs, seeds=seeds)
+    except KeyboardInterrupt:
+        raise Interrupted(INTERRUPTED) from None
+
+
+def full_table_command(table: str, out: str | Path, oe: str | None = None, preset: str = "lite",
+                       methods: list[str] | None = None, seeds: int | str = 1, jobs: int = 2) -> str:
+    """The shell command that runs the whole `table` (every class) at `preset` into `out`, the notebook's
+    folder, so the runs the notebook finished are reused and the notebook then shows the whole table.
+    `jobs` single-thread runs side by side (2 for 2 cores)."""
+    import shlex
+
+    methods = methods or [methods_module.SIMCLR.name, methods_module.SELF_OECL.name, methods_module.OECL.name]
+    parts = ["ood-explain", "reproduce", table, "--preset", preset, "--methods", ",".join(methods)]
+    parts += ["--oe", oe] if oe else []
+    parts += ["--seeds", str(seeds)] if str(seeds) != "1" else []
+    parts += ["--jobs", str(jobs), "--out", str(out)]
+    return " ".join(shlex.quote(part) for part in parts)
 
 
 def default_preset() -> str:
