@@ -424,12 +424,11 @@ def summarize_statements(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def checked_seeds(seeds: int | str | list[int]) -> list[int]:
-    """The seed list of a claims study, refused before any work when empty or repeated."""
+    """The seed list of a claims study (:func:`ood_explain.sweeps.seed_list` refuses repeats), refused
+    before any work when empty."""
     chosen = seed_list(seeds)
     if not chosen:
         raise ValueError("claims needs at least one seed (--seeds 10 for seeds 0-9, or a list such as 0,4,7)")
-    if len(set(chosen)) != len(chosen):
-        raise ValueError(f"claims: seed list {','.join(map(str, chosen))} repeats a seed; give each seed once")
     return chosen
 
 

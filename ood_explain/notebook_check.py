@@ -121,7 +121,7 @@ def write_report(verdicts: pd.DataFrame, seconds: dict[str, float], out: Path) -
             if row.kind == "range":
                 value, expected = f"{row.value:.2f}", f"{row.low:.2f} – {row.high:.2f}"
             else:
-                value, expected = ("holds" if row.inside else "does not hold"), f"held in {row.holds} of {row.n} seeds"
+                value, expected = ("holds" if row.inside else "does not hold"), f"held in {int(row.holds)} of {int(row.n)} seeds"
             lines.append(f"| {row.notebook} | {row.kind} | {row.name} | {value} | {expected} | "
                          f"{'yes' if row.inside else 'no'} |")
     (out / "check.md").write_text("\n".join(lines) + "\n")

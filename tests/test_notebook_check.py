@@ -1,0 +1,53 @@
+"""ood-explain check-notebooks: counting verdicts, the report, and one real lite notebook (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from ood_explain import cli, notebook_check
+
+
+def verdicts() -> pd.DataFrame:
+    return pd.DataFrame([
+        {"notebook": "00", "topic": "aurocs", "kind": "range", "name": "a", "inside": True, "value": 0.5, "low": 0.1,
+         "high": 0.9, "n": 10, "holds": None},
+        {"notebook": "00", "topic": "aurocs", "kind": "range", "name": "b", "inside": False, "value": 2.0, "low": 0.1,
+         "high": 0.9, "n": 10, "holds": None},
+        {"notebook": "00", "topic": "aurocs", "kind": "statement", "name": "c", "inside": True, "value": None,
+         "low": None, "high": None, "n": 10, "holds": 10},
+        {"notebook": "00", "topic": "aurocs", "kind": "statement", "name": "d", "inside": False, "value": None,
+         "low": None, "high": None, "n": 10, "holds": 7},
+    ])
+
+
+def test_counts_separate_ranges_statements_and_every_seed_statements():
+    assert notebook_check.counts(verdicts()) == {"ranges": 2, "ranges_inside": 1, "statements": 2,
+                                                 "statements_held": 1, "every_seed_statements": 1,
+                                                 "every_seed_statements_held": 1}
+
+
+def test_the_report_lists_every_verdict(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")
+    notebook_check.write_report(verdicts(), {"00_quickstart": 12.0}, tmp_path)
+    report = (tmp_path / "check.md").read_text()
+    assert "ONEDNN_MAX_CPU_ISA=SSE41" in report and "inside 1 of 2 (expected about 82%" in report
+    assert report.count("| 00 |") == 4 and "held in 7 of 10 seeds" in report
+    assert json.loads((tmp_path / "check.json").read_text())["statements_held"] == 1
+
+
+def test_an_unknown_notebook_prefix_is_refused_in_one_line(tmp_path, capsys):
+    assert cli.main(["check-notebooks", "--out", str(tmp_path), "--notebooks", "09"]) == 2
+    assert "names none of 00, 01, 02, 03, 04, 05" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_notebook_00_in_lite_mode_checks_its_ranges_and_statements(tmp_path):
+    """Executes notebook 00 for real (two lite runs, about two minutes): its your-run cell logs the two
+    quoted ranges and the two statements of the text, and the report counts them."""
+    found = notebook_check.check_notebooks(tmp_path, names=["00"])
+    assert sorted(found["kind"]) == ["range", "range", "statement", "statement"]
+    assert set(found["notebook"]) == {"00"} and (tmp_path / "00_quickstart.ipynb").exists()
+    assert "quoted ranges: this run inside" in (tmp_path / "check.md").read_text()
