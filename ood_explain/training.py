@@ -405,10 +405,14 @@ def train(
         if on_epoch_end is not None and rank == 0:
             on_epoch_end(epoch + 1, model, history[-1])
         if checkpoint and rank == 0:
-            save_checkpoint(checkpoint, {
-                "model": model.state_dict(), "optimizer": step.optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "generator": step.generator.get_state(),
-                "epoch": epoch + 1, "history": history, "config": _config_dict(config), "run": identity,
-            })
+            try:
+                save_checkpoint(checkpoint, {
+                    "model": model.state_dict(), "optimizer": step.optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "generator": step.generator.get_state(),
+                    "epoch": epoch + 1, "history": history, "config": _config_dict(config), "run": identity,
+                })
+            except BaseException:
+                bar.close()  # so that the error (a full disk) is a line of its own, not the progress bar's tail
+                raise
     bar.close()
     return history
