@@ -1,9 +1,10 @@
-"""Notebook prose quotes only numbers the committed claims file holds (``ood-explain claims --seeds 3``).
+"""Notebook prose quotes only numbers and counts the committed claims files hold (``ood-explain claims``).
 
 Checked in every Markdown cell of notebooks 00-05: each number followed by ``%``; and, in a cell that names
 the claims file (``results/notebook-claims``), every number outside math and code. A quoted number must be
 a value, mean, std, min or max of one of that notebook's claims, at 0, 1 or 2 decimals (or a teaching
-constant listed below)."""
+constant listed below). Every "in k of n seeds" must be the count of one of that notebook's statements
+(``statements.csv``)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ RESULTS = ROOT / "results" / "notebook-claims"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[0-5]_*.ipynb"))
 MARKER = "results/notebook-claims"
 # Numbers that are not results: chance and perfect AUROC, the share of MNIST images that are not zeros, the
-# seeds, the digits, counts and rotation angles the prose names, test views (1 + 4 here; the paper: 32, 1000 epochs), and
+# seeds, the digits, counts and rotation angles the prose names, the thresholds of the statements (1.25 times, a factor
+# 1.5, 60 %), the coverage of a range of 10 seeds (9 in 11), test views (1 + 4 here; the paper: 32, 1000 epochs), and
 # the paper's CIFAR-10 numbers (../shared/method.md).
-CONSTANTS = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "32", "50", "90", "100", "180", "270", "1000",
+CONSTANTS = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "32", "50", "60", "90", "100", "180", "270", "1000",
+             "1.25", "1.5",
              "83.9", "84.8", "86.6", "94.6"}
 
 
@@ -57,9 +60,26 @@ def unsupported(notebook: Path, table: pd.DataFrame) -> list[str]:
             for number in prose_numbers(text, every_number=MARKER in text) if number not in allowed]
 
 
+SEED_COUNT = re.compile(r"in (\d+) of (\d+) seeds")
+MIN_SEEDS = 10
+
+
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    return pd.read_csv(RESULTS / "claims.csv", dtype={"notebook": str, "values": str})
+    return pd.read_csv(RESULTS / "claims.csv", dtype={"notebook": str, "values": str, "seeds": str})
+
+
+@pytest.fixture(scope="module")
+def statements() -> pd.DataFrame:
+    return pd.read_csv(RESULTS / "statements.csv", dtype={"notebook": str, "per_seed": str})
+
+
+def unsupported_counts(notebook: Path, statements: pd.DataFrame) -> list[str]:
+    """Every "in k of n seeds" of the notebook's prose that no statement of that notebook has as (holds, n)."""
+    rows = statements[statements["notebook"] == notebook.name[:2]]
+    counts = set(zip(rows["holds"], rows["n"]))
+    return [f"{notebook.name}: in {k} of {n} seeds" for text in markdown_cells(notebook)
+            for k, n in SEED_COUNT.findall(text) if (int(k), int(n)) not in counts]
 
 
 def test_prose_numbers_are_found():
@@ -72,6 +92,24 @@ def test_prose_numbers_are_found():
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name[:2])
 def test_every_number_in_the_prose_is_in_the_claims_file(notebook, table):
     assert unsupported(notebook, table) == []
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name[:2])
+def test_every_seed_count_in_the_prose_is_a_statement_of_the_file(notebook, statements):
+    assert unsupported_counts(notebook, statements) == []
+
+
+def test_an_edited_seed_count_fails_the_check(statements, tmp_path):
+    notebook = next(path for path in NOTEBOOKS if any(SEED_COUNT.search(text) for text in markdown_cells(path)))
+    edited = json.loads(notebook.read_text())
+    for cell in edited["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and SEED_COUNT.search(text):
+            cell["source"] = SEED_COUNT.sub("in 99 of 10 seeds", text, count=1)
+            break
+    copy = tmp_path / notebook.name
+    copy.write_text(json.dumps(edited))
+    assert f"{notebook.name}: in 99 of 10 seeds" in unsupported_counts(copy, statements)
 
 
 def test_an_edited_prose_number_fails_the_check(table, tmp_path):
@@ -93,15 +131,17 @@ def test_every_notebook_that_quotes_results_names_the_claims_file(table):
     assert quoting == set(table["notebook"])
 
 
-def test_the_claims_file_is_what_its_runs_give(table):
-    """claims.csv is claims.summarize(runs.csv), not edited by hand, and covers every claim over 3 seeds."""
+def test_the_claims_files_are_what_their_runs_give(table, statements):
+    """claims.csv and statements.csv are what claims.summarize(_statements) make of runs.csv, not edited by
+    hand, over at least 10 seeds with every run of the study."""
     runs = pd.read_csv(RESULTS / "runs.csv")
-    assert sorted(runs["seed"].unique()) == [0, 1, 2]
+    assert len(runs["seed"].unique()) >= MIN_SEEDS
     assert set(runs["key"]) == {run.key for run in claims.RUNS}
     again = claims.summarize(runs)
-    assert list(again["claim"]) == list(table["claim"])
+    assert list(again["claim"]) == list(table["claim"]) and set(again["n"]) == {len(runs["seed"].unique())}
     for column in ("mean", "std", "min", "max"):
         np.testing.assert_allclose(again[column], table[column], atol=1e-3, err_msg=column)
+    pd.testing.assert_frame_equal(claims.summarize_statements(runs).astype(str), statements.astype(str))
 
 
 def test_the_claims_runs_are_the_notebooks_runs(monkeypatch):
