@@ -295,7 +295,8 @@ def test_case_8_valid_seeds_mean_what_they_did():
     ["quickstart", "--preset", "smoke", "--out", "{out}"],
     ["reproduce", "fashion-mnist-one-vs-rest", "--out", "{out}"],
     ["reproduce", "fashion-mnist-budget", "--out", "{out}"],
-], ids=["run", "sweep", "quickstart", "reproduce", "budget"])
+    ["claims", "--out", "{out}", "--runs", "{out}/runs"],
+], ids=["run", "sweep", "quickstart", "reproduce", "budget", "claims"])
 def test_case_8_every_command_refuses_the_same_seeds(command, seeds, tmp_path, capsys):
     out = tmp_path / "out"
     code, _, err = run_cli([a.replace("{out}", str(out)) for a in command] + ["--seeds", seeds], capsys)
