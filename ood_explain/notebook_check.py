@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import LOG_VARIABLE, coverage
+from .claims import LOG_VARIABLE, RESULTS, ROUNDING, coverage
 
 NOTEBOOKS = ("00_quickstart", "01_contrastive_learning", "02_norm_as_ood_score", "03_oecl", "04_self_oecl",
              "05_leave_one_class_out")
@@ -79,9 +79,40 @@ def check_notebooks(out: str | Path, runs: str | Path | None = None, names: list
         print(f"executing {name} ...", flush=True)
         seconds[name] = execute(name, out, timeout)
         print(f"  {seconds[name]:.0f} s", flush=True)
-    verdicts = pd.read_json(log, lines=True) if log.exists() and log.stat().st_size else pd.DataFrame()
+    (out / "seconds.json").write_text(json.dumps(seconds))
+    return report(out)
+
+
+def report(out: str | Path, results: str | Path = RESULTS) -> pd.DataFrame:
+    """Judge the values an earlier check logged in `out` against the claims files in `results` (the
+    committed ones by default: a check run before they were regenerated is judged by the new ranges and
+    counts) and write check.md and check.json; returns the verdicts."""
+    out = Path(out)
+    log = out / "claims-log.jsonl"
+    if not log.exists():
+        raise ValueError(f"{log} does not exist: run ood-explain check-notebooks --out {out} first")
+    verdicts = rejudge(pd.read_json(log, lines=True), results) if log.stat().st_size else pd.DataFrame()
+    seconds_file = out / "seconds.json"
+    seconds = json.loads(seconds_file.read_text()) if seconds_file.exists() else {}
     write_report(verdicts, seconds, out)
     return verdicts
+
+
+def rejudge(verdicts: pd.DataFrame, results: str | Path) -> pd.DataFrame:
+    """The logged verdicts with each range and count taken from the claims files in `results`."""
+    table = pd.read_csv(Path(results) / "claims.csv", dtype={"notebook": str}).set_index("claim")
+    said = pd.read_csv(Path(results) / "statements.csv", dtype={"notebook": str}).set_index("statement")
+    rows = []
+    for row in verdicts.to_dict("records"):
+        if row["kind"] == "range":
+            expected = table.loc[row["name"]]
+            row |= {"low": float(expected["min"]), "high": float(expected["max"]), "n": int(expected["n"])}
+            row["inside"] = bool(row["low"] - ROUNDING <= row["value"] <= row["high"] + ROUNDING)
+        else:
+            expected = said.loc[row["name"]]
+            row |= {"holds": int(expected["holds"]), "n": int(expected["n"])}
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def settings() -> dict[str, str]:

@@ -51,3 +51,19 @@ def test_notebook_00_in_lite_mode_checks_its_ranges_and_statements(tmp_path):
     assert sorted(found["kind"]) == ["range", "range", "statement", "statement"]
     assert set(found["notebook"]) == {"00"} and (tmp_path / "00_quickstart.ipynb").exists()
     assert "quoted ranges: this run inside" in (tmp_path / "check.md").read_text()
+
+
+def test_a_logged_check_is_judged_by_the_current_claims_files(tmp_path, capsys):
+    """The range and count come from the files, not from what the log recorded when it ran."""
+    results = tmp_path / "results"
+    results.mkdir()
+    pd.DataFrame([{"notebook": "00", "claim": "a", "n": 10, "min": 0.4, "max": 0.6}]).to_csv(results / "claims.csv")
+    pd.DataFrame([{"notebook": "00", "statement": "c", "holds": 9, "n": 10}]).to_csv(results / "statements.csv")
+    out = tmp_path / "check"
+    out.mkdir()
+    logged = verdicts().iloc[[0, 2]]  # range a (value 0.5, logged against 0.1-0.9) and statement c (10 of 10)
+    logged.to_json(out / "claims-log.jsonl", orient="records", lines=True)
+    judged = notebook_check.report(out, results)
+    assert judged[["low", "high"]].iloc[0].tolist() == [0.4, 0.6] and bool(judged["inside"].iloc[0])
+    assert int(judged["holds"].iloc[1]) == 9
+    assert "held in 9 of 10 seeds" in (out / "check.md").read_text()
