@@ -398,6 +398,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also write every figure to this JSON file")
     bench.add_argument("--data-root", default=None)
     bench.set_defaults(func=command_bench)
+
+    from .gpu_check import command_export_subset  # the data that travels to a GPU machine (issue 19)
+
+    subset = commands.add_parser("export-subset", help="write a class-balanced uint8 .npz subset of a dataset "
+                                                       "(read it with --data-root FILE.npz)")
+    subset.add_argument("dataset", choices=[name for name in data.DATASETS if name != "digits"])
+    subset.add_argument("--train", type=positive_int, default=10_000, help="training images (default 10,000)")
+    subset.add_argument("--test", type=positive_int, default=2_000, help="test images (default 2,000)")
+    subset.add_argument("--seed", type=seed_int, default=0, help="which images of each class are chosen")
+    subset.add_argument("--out", type=output_file, required=True, help="the .npz file, e.g. data/cifar10-subset.npz")
+    subset.add_argument("--data-root", default=None, help="where the dataset is (default: $OOD_EXPLAIN_DATA or ./data)")
+    subset.set_defaults(func=command_export_subset)
     return parser
 
 

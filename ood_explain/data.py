@@ -15,6 +15,7 @@ import hashlib
 import os
 import pickle
 import warnings
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -377,6 +378,40 @@ def _from_torchvision(dataset, classes: list[str], name: str) -> ImageSet:
     return ImageSet(images.contiguous(), torch.as_tensor(np.asarray(targets)).long(), classes, name)
 
 
+SUBSET_KEYS = ("dataset", "name", "classes", "train_images", "train_labels", "test_images", "test_labels")
+
+
+def load_subset_file(path: Path, name: str, split: str) -> ImageSet:
+    """One split of a subset file: a uint8 ``.npz`` written by ``ood-explain export-subset`` (keys
+    :data:`SUBSET_KEYS`), read with ``--data-root FILE.npz`` (or ``OOD_EXPLAIN_DATA=FILE.npz``). The file
+    records which dataset it is a subset of; asking for another one is refused in one line."""
+    if not path.is_file():
+        raise DatasetNotFoundError(
+            f"subset file {path} not found; write it with `ood-explain export-subset {name} --out {path}` on a "
+            f"machine that has the dataset, or point --data-root at a data folder"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in SUBSET_KEYS if key not in archive.files]
+            recorded = str(archive["dataset"]) if "dataset" in archive.files else None
+            if not missing and recorded == name:
+                images, labels = archive[f"{split}_images"], archive[f"{split}_labels"]
+                classes, label = [str(c) for c in archive["classes"]], str(archive["name"])
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:  # not a zip, truncated, pickled objects
+        raise ValueError(f"cannot read the subset file {path} ({type(error).__name__}: {error}); write it again "
+                         f"with ood-explain export-subset") from None
+    if missing:
+        raise ValueError(f"{path} is not a subset file of ood-explain export-subset (it lacks {', '.join(missing)})")
+    if recorded != name:
+        raise ValueError(f"the subset file {path} holds {recorded!r} images, not {name!r}: use --dataset {recorded}, "
+                         f"or another --data-root for {name!r}")
+    if images.dtype != np.uint8 or images.ndim != 4 or labels.shape != (len(images),):
+        raise ValueError(f"{path}: {split}_images must be uint8 (N, C, H, W) with one label each, got {images.dtype} "
+                         f"{images.shape} and {labels.shape[0] if labels.ndim else 0} labels")
+    return ImageSet(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)), classes, label,
+                    {"path": str(path)})
+
+
 def load_dataset(
     name: str,
     split: str,
@@ -387,7 +422,8 @@ def load_dataset(
     """Load a dataset split ("train" or "test") by name, one of :data:`DATASETS`.
 
     `download=True` lets torchvision fetch a missing dataset (needs internet). For ``imagefolder``,
-    `root` is a folder holding ``train/<class>/`` and ``test/<class>/``.
+    `root` is a folder holding ``train/<class>/`` and ``test/<class>/``. A `root` ending in ``.npz`` is a
+    subset file written by ``ood-explain export-subset`` (:func:`load_subset_file`).
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
@@ -397,6 +433,9 @@ def load_dataset(
     if name == "digits":
         return load_digits(split, image_size or 28)
     data_root = resolve_data_root(root)
+    if data_root.suffix == ".npz":  # --data-root FILE.npz: a subset that travels (ood-explain export-subset)
+        subset = load_subset_file(data_root, name, split)
+        return subset if image_size is None else match_format(subset, subset.channels, image_size)
     if name == "imagefolder":
         return load_image_folder(data_root / split, image_size, split_classes(data_root),
                                  name=f"ImageFolder {data_root.name}")
