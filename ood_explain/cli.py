@@ -303,6 +303,16 @@ def command_claims(args: argparse.Namespace) -> None:
     print(f"{len(table)} claims -> {Path(args.out) / 'claims.csv'}")
 
 
+def command_check_notebooks(args: argparse.Namespace) -> None:
+    from .notebook_check import check_notebooks, report
+
+    if args.report_only:
+        report(args.out)
+    else:
+        check_notebooks(args.out, args.runs, args.notebooks.split(",") if args.notebooks else None, args.timeout)
+    print(f"report: {Path(args.out) / 'check.md'}")
+
+
 def command_bench(args: argparse.Namespace) -> None:
     bench.main(args)
 
@@ -368,10 +378,21 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.set_defaults(func=command_reproduce)
 
     claims = commands.add_parser("claims", help="the numbers the notebooks' prose quotes, over seeds (lite, digits)")
-    claims.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help="a count (3 -> seeds 0,1,2) or a list")
+    claims.add_argument("--seeds", type=seed_list, default=list(range(10)), help="a count (10 -> seeds 0-9) or a list")
     claims.add_argument("--out", type=output_folder, default="results/notebook-claims")
     claims.add_argument("--runs", type=output_folder, default="runs/notebook-claims", help="the run folders")
     claims.set_defaults(func=command_claims)
+
+    check = commands.add_parser("check-notebooks", help="run notebooks 00-05 in lite mode and count how many of the "
+                                                        "ranges and statements their prose quotes held")
+    check.add_argument("--out", type=output_folder, default="runs/notebook-check",
+                       help="executed notebooks, check.md and check.json")
+    check.add_argument("--runs", type=output_folder, default=None, help="the notebooks' runs (default: OUT/runs)")
+    check.add_argument("--notebooks", default=None, help="comma-separated prefixes, e.g. 00,03 (default: 00-05)")
+    check.add_argument("--timeout", type=positive_int, default=3600, help="seconds per cell")
+    check.add_argument("--report-only", action="store_true",
+                       help="judge the values an earlier check logged in --out against the current claims files")
+    check.set_defaults(func=command_check_notebooks)
 
     bench = commands.add_parser("bench", help="training throughput: our pipeline vs a reference-style one")
     bench.add_argument("--device", type=device_name, default="auto")

@@ -116,9 +116,24 @@ def rejudge(verdicts: pd.DataFrame, results: str | Path) -> pd.DataFrame:
 
 
 def settings() -> dict[str, str]:
-    """The kernel settings of this check (unset ones as 'default') and the processor."""
+    """The kernel settings of this check (unset ones as '(unset)'), the CPU capability torch's kernels use,
+    and the processor."""
+    import torch
+
     return {**{name: os.environ.get(name, "(unset)") for name in KERNEL_SETTINGS},
-            "processor": platform.processor() or platform.machine()}
+            "torch CPU capability": torch.backends.cpu.get_cpu_capability(), "processor": processor()}
+
+
+def processor() -> str:
+    """The CPU's model name and its widest vector instructions (from /proc/cpuinfo on Linux)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{name} ({widest})"
 
 
 def counts(verdicts: pd.DataFrame) -> dict:

@@ -22,7 +22,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "results" / "notebook-claims"
 SOURCE = ("(lite mode; lowest – highest over {n} seeds in `results/notebook-claims/claims.md`, made by "
-          "`ood-explain claims --seeds {n}`; a new run lands inside such a range about {inside} times in {of}")
+          "`ood-explain claims --seeds {seeds}`; a new run lands inside such a range about {inside} times in {of}")
 
 
 def number(value: float, spread: float, percent: bool) -> str:
@@ -76,7 +76,7 @@ prose("02_norm_as_ood_score", "**What the loss sees does grow**", None, """**Wha
 
 prose("02_norm_as_ood_score", "**With recomputed statistics", "\n\n**The lesson for the score:**", """**With recomputed statistics the hump is gone** {source}). The ID test norm peaks at only [[r:SimCLR digit 0: peak mean ‖z‖ of ID test images, recomputed BatchNorm statistics]] (with running averages: [[r:SimCLR digit 0: peak mean ‖z‖ of ID test images, BatchNorm running averages]]) and ends at [[r:SimCLR digit 0: final mean ‖z‖ of ID test images, recomputed BatchNorm statistics]]. The peak is lower with recomputed statistics [[k:SimCLR digit 0: the ID test norm's peak is lower with recomputed BatchNorm statistics than with running averages]], and less than 1.25 times the final value [[k:SimCLR digit 0: with recomputed statistics the ID peak is less than 1.25 times the final value (no hump)]]. The rise and fall in the first figure is how eval-mode BatchNorm lags behind fast-changing weights, not something the loss does to $\\lVert z\\rVert$. The running averages can even flip the ranking for a moment: the highest AUROC they gave after the warm-up is [[r:SimCLR digit 0: highest AUROC after the warm-up, BatchNorm running averages (%)]] % over the seeds, while with recomputed statistics the highest was [[r:SimCLR digit 0: highest AUROC after the warm-up, recomputed BatchNorm statistics (%)]] %.""")
 
-prose("02_norm_as_ood_score", "Over ", "\n\n## 5 ·", """Over 10 seeds {source}) the norm was inverted (AUROC below 50 %) for [[r:digits (of 10) where SimCLR's ‖z‖ is inverted (AUROC < 50 %)]] of the 10 digit classes, depending on the seed; the bar chart shows your run. Why can it invert? Nothing in NT-Xent constrains the norms of inputs it never sees. In a small network, $\\lVert z\\rVert$ also tracks generic properties of the input, such as how much ink there is and how many strong edges the first layers respond to. An OOD class with more of those than the ID class can land *further* out. Three practical readings:
+prose("02_norm_as_ood_score", "Over ", "\n\n## 5 ·", """Over {n} seeds {source}) the norm was inverted (AUROC below 50 %) for [[r:digits (of 10) where SimCLR's ‖z‖ is inverted (AUROC < 50 %)]] of the 10 digit classes, depending on the seed; the bar chart shows your run. Why can it invert? Nothing in NT-Xent constrains the norms of inputs it never sees. In a small network, $\\lVert z\\rVert$ also tracks generic properties of the input, such as how much ink there is and how many strong edges the first layers respond to. An OOD class with more of those than the ID class can land *further* out. Three practical readings:
 
 * the norm is an **emergent** score: it works when ID training moves ID features outwards faster than everything else, which is not guaranteed;
 * averaging over augmented views (`norm_of_mean`) rarely fixes an inversion: of the inverted digits, [[r:inverted digits (‖z‖ < 50 %) whose ‖mean z‖ is above 50 %]] per seed got a ‖mean z‖ above 50 %;
@@ -150,7 +150,9 @@ def main() -> None:
     claims = pd.read_csv(RESULTS / "claims.csv", dtype={"notebook": str})
     statements = pd.read_csv(RESULTS / "statements.csv", dtype={"notebook": str})
     n = int(claims["n"].max())
-    source = SOURCE.format(n=n, inside=n - 1, of=n + 1)
+    seeds = sorted({int(seed) for text in claims["seeds"] for seed in str(text).split()})
+    listed = str(n) if seeds == list(range(n)) else ",".join(map(str, seeds))
+    source = SOURCE.format(n=n, seeds=listed, inside=n - 1, of=n + 1)
     for name, starts, keep, template in PROSE:
         path = ROOT / "notebooks" / f"{name}.ipynb"
         notebook = json.loads(path.read_text())
@@ -159,7 +161,7 @@ def main() -> None:
             sys.exit(f"{name}: {len(cells)} Markdown cells start with {starts!r}")
         old = "".join(cells[0]["source"])
         tail = old[old.index(keep):] if keep else ""
-        text = render(template.replace("{source}", source), claims, statements) + tail
+        text = render(template.replace("{source}", source).replace("{n}", str(n)), claims, statements) + tail
         cells[0]["source"] = text.splitlines(keepends=True)
         path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     render_readme(claims)
