@@ -41,7 +41,12 @@ DATASET = "digits"
 PRESET = "lite"
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "notebook-claims"
 LOG_VARIABLE = "OOD_EXPLAIN_CLAIMS_LOG"
-ROUNDING = 1e-4  # claims.csv keeps 4 decimals: a value on a bound of the range counts as inside
+ROUNDING = 1e-4  # runs.csv keeps 5 significant digits, claims.csv 4 decimals: a value on a bound counts as inside
+
+
+def within(value: float, low: float, high: float) -> bool:
+    """`value` inside [low, high], allowing for the rounding of the files the range comes from."""
+    return low - ROUNDING * (1 + abs(low)) <= value <= high + ROUNDING * (1 + abs(high))
 
 
 @dataclass(frozen=True)
@@ -535,7 +540,7 @@ def verdicts(runs: list[Run], notebook: str, topic: str, retrace: bool = False,
             continue
         expected = table[table["claim"] == claim.name].iloc[0]
         low, high = float(expected["min"]), float(expected["max"])
-        found.append(Verdict(notebook, topic, "range", claim.name, bool(low - ROUNDING <= value <= high + ROUNDING), value,
+        found.append(Verdict(notebook, topic, "range", claim.name, within(value, low, high), value,
                              low, high, int(expected["n"])))
     for item in (s for s in STATEMENTS if (s.notebook, s.topic) == (notebook, topic) and set(s.keys) <= set(keyed)):
         held = item.holds(rows)

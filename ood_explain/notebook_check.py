@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import LOG_VARIABLE, RESULTS, ROUNDING, coverage
+from .claims import LOG_VARIABLE, RESULTS, coverage, within
 
 NOTEBOOKS = ("00_quickstart", "01_contrastive_learning", "02_norm_as_ood_score", "03_oecl", "04_self_oecl",
              "05_leave_one_class_out")
@@ -107,7 +107,7 @@ def rejudge(verdicts: pd.DataFrame, results: str | Path) -> pd.DataFrame:
         if row["kind"] == "range":
             expected = table.loc[row["name"]]
             row |= {"low": float(expected["min"]), "high": float(expected["max"]), "n": int(expected["n"])}
-            row["inside"] = bool(row["low"] - ROUNDING <= row["value"] <= row["high"] + ROUNDING)
+            row["inside"] = within(row["value"], row["low"], row["high"])
         else:
             expected = said.loc[row["name"]]
             row |= {"holds": int(expected["holds"]), "n": int(expected["n"])}
