@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,20 @@ def test_collect_tests_reads_the_plugin_lines(tmp_path):
     assert figures["files_not_run"][0]["missing"] == "plotly" and figures["deselected"] == {"needs the test data": 1}
 
 
+def ended(pid: int, wait: float = 5.0) -> bool:
+    """True once process `pid` is gone or a zombie (killed, but not yet reaped by whoever adopted it)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.1)
+    return False
+
+
 @pytest.mark.slow
 def test_a_step_that_hangs_is_killed_at_its_limit(tmp_path):
     sizes = gpu_check.Sizes(**{**gpu_check.DRY.__dict__, "limits": {"hang": 9}})
@@ -153,8 +168,7 @@ def test_a_step_that_hangs_is_killed_at_its_limit(tmp_path):
     record = check.run_step("hang", [sys.executable, "-c", code])
     assert record["status"] == "timed out" and record["seconds"] < 30
     pid = int(child.read_text())
-    with pytest.raises(ProcessLookupError):  # the step's own child went with it (its process group)
-        os.kill(pid, 0)
+    assert ended(pid)  # the step's own child went with it (its process group)
     assert (tmp_path / "out" / gpu_check.REPORT).exists() and "| hang | timed out |" in (
         tmp_path / "out" / gpu_check.REPORT).read_text()
 
@@ -179,8 +193,8 @@ def test_the_dry_run_writes_every_section_and_figure(data_root, tmp_path):
     figures = json.loads((out / gpu_check.FIGURES).read_text())
     assert set(gpu_check.JSON_KEYS) <= set(figures) and figures["mode"] == "dry-run"
     statuses = {name: record["status"] for name, record in figures["steps"].items()}
-    assert set(statuses) == {"facts", "data", "tests", "profile", "reproduce", "bench-small-cnn-4", "bench-small-cnn-8",
-                             "bench-resnet18-cifar-4", "bench-resnet18-cifar-8"}
+    assert set(statuses) == {"facts", "data", "tests", "profile", "reproduce", "bench-small-cnn-4",
+                             "bench-resnet18-cifar-4"}
     assert set(statuses.values()) == {"ok"}, statuses
     machine = figures["machine"]
     assert machine["gpus"] == [] and machine["teaching_modules_loaded"] == [] and machine["core_import_errors"] == {}
