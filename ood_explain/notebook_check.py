@@ -91,7 +91,8 @@ def report(out: str | Path, results: str | Path = RESULTS) -> pd.DataFrame:
     log = out / "claims-log.jsonl"
     if not log.exists():
         raise ValueError(f"{log} does not exist: run ood-explain check-notebooks --out {out} first")
-    verdicts = rejudge(pd.read_json(log, lines=True), results) if log.stat().st_size else pd.DataFrame()
+    logged = pd.DataFrame([json.loads(line) for line in log.read_text().splitlines() if line.strip()])
+    verdicts = rejudge(logged, results) if len(logged) else pd.DataFrame()
     seconds_file = out / "seconds.json"
     seconds = json.loads(seconds_file.read_text()) if seconds_file.exists() else {}
     write_report(verdicts, seconds, out)
