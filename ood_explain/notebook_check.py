@@ -72,13 +72,18 @@ def check_notebooks(out: str | Path, runs: str | Path | None = None, names: list
     out.mkdir(parents=True, exist_ok=True)
     log = out / "claims-log.jsonl"
     log.unlink(missing_ok=True)
+    saved = dict(os.environ)  # the kernels inherit these; the caller's environment is restored afterwards
     os.environ.update({"OOD_EXPLAIN_FAST": "0", "OOD_EXPLAIN_RUNS": str(Path(runs or out / "runs").absolute()),
                        LOG_VARIABLE: str(log)})
     seconds = {}
-    for name in chosen:
-        print(f"executing {name} ...", flush=True)
-        seconds[name] = execute(name, out, timeout)
-        print(f"  {seconds[name]:.0f} s", flush=True)
+    try:
+        for name in chosen:
+            print(f"executing {name} ...", flush=True)
+            seconds[name] = execute(name, out, timeout)
+            print(f"  {seconds[name]:.0f} s", flush=True)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     (out / "seconds.json").write_text(json.dumps(seconds))
     return report(out)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -47,7 +48,9 @@ def test_an_unknown_notebook_prefix_is_refused_in_one_line(tmp_path, capsys):
 def test_notebook_00_in_lite_mode_checks_its_ranges_and_statements(tmp_path):
     """Executes notebook 00 for real (two lite runs, about two minutes): its your-run cell logs the two
     quoted ranges and the two statements of the text, and the report counts them."""
+    before = dict(os.environ)
     found = notebook_check.check_notebooks(tmp_path, names=["00"])
+    assert dict(os.environ) == before  # nothing leaks into later tests (nbval's kernels would run in lite mode)
     assert sorted(found["kind"]) == ["range", "range", "statement", "statement"]
     assert set(found["notebook"]) == {"00"} and (tmp_path / "00_quickstart.ipynb").exists()
     assert "quoted ranges: this run inside" in (tmp_path / "check.md").read_text()
