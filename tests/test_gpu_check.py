@@ -120,6 +120,47 @@ def test_the_report_shows_skipped_steps_with_their_reason():
     assert "| reproduce | skipped | — | — | no CIFAR-10 subset |" in report
 
 
+def test_the_report_renders_what_only_a_gpu_gives(tmp_path):
+    """GPU-only fields (compiled throughput, CUDA profile times, syncs, peak memory, utilisation) from the shapes
+    that ood-explain bench --json and the steps write."""
+    measurement = lambda rate: {"images_per_s": [rate * 0.9, rate], "peak_mb": [100.0, 120.0]}  # noqa: E731
+    bench = {"device": "cuda", "hardware": "NVIDIA H200", "torch": "2.11.0", "batch_size": 64, "steps": 10,
+             "rounds": 2, "workers": 2, "compile": True,
+             "archs": {"small-cnn": {"ours": {**measurement(30000.0), "precision": "bf16 autocast"},
+                                     "ours_compiled": measurement(45000.0), "reference": measurement(3000.0),
+                                     "ratio": 10.0, "ratio_compiled": 15.0, "data": "2048 CIFAR-10 training images",
+                                     "factors_compiled": {"model_step": 3.0, "input_pipeline": 5.0}}}}
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    state = _empty_state("gpu")
+    state["machine"] = {"gpus": [{"name": "NVIDIA H200", "memory_gib": 139.8, "capability": "9.0",
+                                  "multiprocessors": 132}], "nvidia_smi": {"available": True, "driver_cuda": "13.0",
+                                                                           "gpus": [{"driver": "580.159.03"}]},
+                        "torch": "2.11.0", "torch_cuda": "13.0", "cudnn": 91200, "packages": {"numpy": "2.5"},
+                        "missing_packages": ["plotly"], "teaching_modules_loaded": [], "core_import_errors": {}}
+    state["bench"] = {"small-cnn/64": gpu_check.collect_bench(tmp_path / "bench.json", "small-cnn")}
+    state["profile"] = {"device": "cuda", "arch": "resnet18-cifar", "batch_size": 64, "timed_steps": 20,
+                        "warm_up_steps": 3, "images": "random uint8 32 px images on the device",
+                        "methods": {"oecl": {"step_seconds": 0.012, "id_images_per_s": 5333.0, "rows_per_step": 256,
+                                             "peak_memory_mb": 900.0, "host_syncs_in_step": []}},
+                        "profile": {"method": "oecl", "sorted_by": "self CUDA time", "total_self_us": 9000.0,
+                                    "operators": 80, "top": [{"name": "aten::cudnn_convolution", "calls": 20,
+                                                              "self_cuda_us": 4000.0, "self_cpu_us": 300.0,
+                                                              "share": 0.44}]}}
+    state["reproduce"] = {"plan": {**gpu_check.reproduce_budget(150, 1000, 0.012), "warmup_epochs": 5,
+                                   "preset": "paper", "views": 32, "arch": "resnet18-cifar"},
+                          "runs": {"oecl": {"status": "finished", "auroc": 0.8123, "score": "norm_of_mean",
+                                            "epochs": 100, "train_seconds": 80.0, "eval_seconds": 6.0}},
+                          "wall_seconds": 120.0, "gpu_utilisation": {"samples": 110, "mean_util_pct": 71.5,
+                                                                     "max_util_pct": 100.0, "max_memory_mib": 5000.0}}
+    state["gpu_utilisation"] = {"reproduce": state["reproduce"]["gpu_utilisation"]}
+    report = gpu_check.render_report(state)
+    assert report.startswith("# GPU check: NVIDIA H200")
+    assert "| small-cnn/64 | bf16 autocast | 30,000 | 45,000 | 3,000 | 10.00x | 15.00x | 3.00x (compiled) | 5.00x |" in report
+    assert "| oecl | 0.0120 | 5,333 | 256 | 900 | none |" in report and "| `aten::cudnn_convolution` | 20 | 4.000 |" in report
+    assert "| oecl | 81.2 | norm_of_mean | 100 | 80.0 | 6.0 | finished |" in report and "mean 71.5 %" in report
+    assert "Measured on NVIDIA H200" in report and "driver 580.159.03" in report
+
+
 def test_collect_tests_reads_the_plugin_lines(tmp_path):
     lines = [
         {"kind": "selected", "count": 3, "device_tests": 2},
