@@ -296,6 +296,11 @@ def _diverged(model: ContrastiveModel, step: TrainingStep, id_images: torch.Tens
     return not bool(finite)
 
 
+def _what_was_kept(checkpoint: Path | str | None, epoch: int) -> str:
+    """For a stopped run's error: the checkpoint that keeps the last finished epoch, or that none was written."""
+    return f"the checkpoint {checkpoint} keeps epoch {epoch}" if checkpoint and epoch > 0 else "no checkpoint was written"
+
+
 def train(
     model: ContrastiveModel,
     id_images: torch.Tensor,
@@ -376,8 +381,7 @@ def train(
                 means = (sums / (index + 1)).tolist()  # the only host sync, every log_every steps
                 if not math.isfinite(means[0]):
                     bar.close()
-                    kept = (f"the checkpoint {checkpoint} keeps epoch {epoch}" if checkpoint and epoch > 0
-                            else "no checkpoint was written")
+                    kept = _what_was_kept(checkpoint, epoch)
                     raise NonFiniteLossError(
                         f"the {method.name} loss became {means[0]} in epoch {epoch + 1}, step {index + 1}; "
                         f"stopped without saving ({kept}). Try a lower learning rate (--lr, now {config.lr}) "
@@ -389,8 +393,7 @@ def train(
                 bar.set_postfix(shown)
         if _diverged(model, step, id_images, config.batch_size):  # never checkpoint a diverged model
             bar.close()
-            kept = (f"the checkpoint {checkpoint} keeps epoch {epoch}" if checkpoint and epoch > 0
-                    else "no checkpoint was written")
+            kept = _what_was_kept(checkpoint, epoch)
             raise NonFiniteModelError(
                 f"the {method.name} model diverged in epoch {epoch + 1}: its weights or outputs became NaN or "
                 f"infinite although the losses were finite; stopped without saving ({kept}). Train again with a "
