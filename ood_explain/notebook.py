@@ -252,6 +252,48 @@ def load_or_run(config: RunConfig, track: bool = True, progress: bool = True, ve
     return run
 
 
+def side_by_side(configs: list[RunConfig], threads: int | None = None) -> int:
+    """How many runs :func:`load_or_run_all` trains at once: ``$OOD_EXPLAIN_JOBS`` if set, else the usable
+    CPU cores divided by the kernel's torch threads (`threads`, default :func:`torch.get_num_threads`), at
+    most one per run; 1 on a GPU (the runs would share it)."""
+    if any(pick_device(c.device).type != "cpu" for c in configs):
+        return 1
+    wanted = os.environ.get("OOD_EXPLAIN_JOBS", "").strip()
+    if wanted:
+        if not wanted.isdigit() or int(wanted) < 1:
+            raise ValueError(f"OOD_EXPLAIN_JOBS must be a whole number of at least 1, got {wanted!r}")
+        return min(int(wanted), max(1, len(configs)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores // (threads or torch.get_num_threads()), len(configs)))
+
+
+def load_or_run_all(configs: list[RunConfig] | dict[str, RunConfig], track: bool = True,
+                    verbose: bool = True) -> list[Run] | dict[str, Run]:
+    """:func:`load_or_run` of every config (a list gives a list, a dict a dict with the same keys), in order;
+    the runs still to train are trained first, side by side
+    in subprocesses (:func:`side_by_side` of them at once), each with the kernel's torch thread count, so the
+    numbers are those of training them one after the other here. Kernel > Interrupt stops them with one line
+    (the interrupted runs resume from their checkpoints when the cell runs again)."""
+    if isinstance(configs, dict):
+        return dict(zip(configs, load_or_run_all(list(configs.values()), track, verbose)))
+    todo = [c for c in configs if not reusable(c)]
+    jobs = side_by_side(todo)
+    if jobs > 1 and len(todo) > 1:
+        from .sweeps import run_in_subprocesses
+
+        threads = str(torch.get_num_threads())
+        if verbose:
+            print(f"training {len(todo)} runs, {jobs} side by side ({threads} torch thread(s) each, as in this "
+                  "kernel: the same numbers as one after the other)", flush=True)
+        worker = "ood_explain.notebook" if track else "ood_explain.sweeps"
+        try:
+            run_in_subprocesses(todo, [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}] * jobs,
+                                worker=worker)
+        except KeyboardInterrupt:
+            raise Interrupted(INTERRUPTED) from None
+    return [load_or_run(c, track=track, verbose=verbose) for c in configs]
+
+
 # ----------------------------------------------------------------------------------------- summaries
 
 
@@ -277,3 +319,9 @@ def pick_oe(preferred: str, fallback: str = "photos", root: str | None = None) -
     except (data.DatasetNotFoundError, FileNotFoundError, RuntimeError):
         print(f"OE dataset {preferred!r} is not in {data.resolve_data_root(root)}; using {fallback!r} instead")
         return fallback
+
+
+if __name__ == "__main__":  # one tracked notebook run in a subprocess of load_or_run_all (threads: OMP_NUM_THREADS)
+    import sys
+
+    load_or_run(RunConfig(**json.loads(sys.argv[1])), progress=False, verbose=False)

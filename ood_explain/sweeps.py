@@ -207,8 +207,10 @@ class RunsFailed(RuntimeError):
     """One or more runs of a sweep ended with an error; the message names their folders and logs."""
 
 
-def _command(config: RunConfig, restart: bool = False) -> list[str]:
-    return [sys.executable, "-m", "ood_explain.sweeps", json.dumps(dataclasses.asdict(config)),
+def _command(config: RunConfig, restart: bool = False, worker: str = "ood_explain.sweeps") -> list[str]:
+    """``python -m WORKER CONFIG_JSON [--restart]``: one run in a subprocess (`worker`: a module whose
+    ``__main__`` trains one config; the notebooks' worker also scores the tracked epochs)."""
+    return [sys.executable, "-m", worker, json.dumps(dataclasses.asdict(config)),
             *(["--restart"] if restart else [])]
 
 
@@ -221,35 +223,48 @@ def _last_line(log: Path) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def run_in_subprocesses(configs: list[RunConfig], slots: list[dict[str, str]], restart: bool = False) -> None:
-    """Run configs as ``python -m ood_explain.sweeps CONFIG`` subprocesses, one per slot at a time (a slot
-    is a set of environment variables); each writes its log beside its run folder. Failed runs are one
-    :class:`RunsFailed` naming each folder, the last line of its log (the reason) and the log. A subprocess
-    imports only ood_explain, so a method registered in this process alone is unknown to it."""
+def run_in_subprocesses(configs: list[RunConfig], slots: list[dict[str, str]], restart: bool = False,
+                        worker: str = "ood_explain.sweeps") -> None:
+    """Run configs as ``python -m WORKER CONFIG`` subprocesses (:func:`_command`), one per slot at a time (a
+    slot is a set of environment variables); each writes its log beside its run folder. Failed runs are one
+    :class:`RunsFailed` naming each folder, the last line of its log (the reason) and the log. An interrupt
+    (Ctrl-C, or Kernel > Interrupt, which reaches only this process) stops the running subprocesses before it
+    propagates; their checkpoints keep the last finished epoch. A subprocess imports only ood_explain, so a
+    method registered in this process alone is unknown to it."""
     pending, running, failures = list(configs), {}, []
-    while pending or running:
-        for slot in [i for i in range(len(slots)) if i not in running]:
-            if not pending:
-                break
-            config = pending.pop(0)
-            log_path = Path(config.out).with_suffix(".log")
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = open(log_path, "w")
-            process = subprocess.Popen(_command(config, restart), env={**os.environ, **slots[slot]}, stdout=log,
-                                       stderr=log)
-            running[slot] = (config, process, log)
-        for slot, (config, process, log) in list(running.items()):
-            if process.poll() is None:
-                continue
-            log.close()
-            del running[slot]
-            status = "done" if process.returncode == 0 else f"FAILED ({process.returncode})"
-            print(f"{config.method:>10} class {config.normal_class} seed {config.seed}: {status}", flush=True)
-            if process.returncode:
+    try:
+        while pending or running:
+            for slot in [i for i in range(len(slots)) if i not in running]:
+                if not pending:
+                    break
+                config = pending.pop(0)
                 log_path = Path(config.out).with_suffix(".log")
-                reason = _last_line(log_path) or f"exit code {process.returncode}"
-                failures.append(f"{config.out}: {reason} (log: {log_path})")
-        time.sleep(0.5)
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                log = open(log_path, "w")
+                process = subprocess.Popen(_command(config, restart, worker), env={**os.environ, **slots[slot]},
+                                           stdout=log, stderr=log)
+                running[slot] = (config, process, log)
+            for slot, (config, process, log) in list(running.items()):
+                if process.poll() is None:
+                    continue
+                log.close()
+                del running[slot]
+                status = "done" if process.returncode == 0 else f"FAILED ({process.returncode})"
+                print(f"{config.method:>10} class {config.normal_class} seed {config.seed}: {status}", flush=True)
+                if process.returncode:
+                    log_path = Path(config.out).with_suffix(".log")
+                    reason = _last_line(log_path) or f"exit code {process.returncode}"
+                    failures.append(f"{config.out}: {reason} (log: {log_path})")
+            time.sleep(0.2)
+    finally:
+        for _, process, log in running.values():  # only on an interrupt or an error: stop what still runs
+            process.terminate()
+        for _, process, log in running.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
     if failures:
         raise RunsFailed("runs failed: " + "; ".join(failures))
 

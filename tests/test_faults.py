@@ -177,7 +177,7 @@ def test_float_images_in_0_1_train_as_their_uint8_originals(digits_zero):
 def test_a_failing_subprocess_names_its_reason(tmp_path, monkeypatch):
     reason = "ValueError: unknown method 'mine'; choose one of simclr, oecl"
     script = f"import sys; print('Traceback (most recent call last):'); print('  ...'); print({reason!r}); sys.exit(1)"
-    monkeypatch.setattr(sweeps, "_command", lambda config, restart=False: [sys.executable, "-c", script])
+    monkeypatch.setattr(sweeps, "_command", lambda config, restart=False, worker="": [sys.executable, "-c", script])
     config = RunConfig(dataset="digits", method="simclr", preset="smoke", out=str(tmp_path / "run"))
     with pytest.raises(sweeps.RunsFailed) as error:
         sweeps.run_in_subprocesses([config], [{}])
