@@ -3,10 +3,10 @@
 Both pipelines train the same model (same architecture and initial weights) with SimCLR on the same
 images, with the same batch of B ID images (2B views) per step and plain SGD:
 
-* **ours** is what :func:`ood_explain.training.train` runs (its training step and batch iterator): uint8
-  images on the device, a batch indexed there, both views made in batch by :mod:`ood_explain.augment`
+* **ours** is what :func:`ood_explain.core.training.train` runs (its training step and batch iterator): uint8
+  images on the device, a batch indexed there, both views made in batch by :mod:`ood_explain.core.augment`
   (per-sample parameters),
-  channels_last, bf16 autocast where :func:`ood_explain.training.autocast_dtype` picks it (CUDA always; CPU
+  channels_last, bf16 autocast where :func:`ood_explain.core.training.autocast_dtype` picks it (CUDA always; CPU
   for ResNets on CPUs with AMX), and no host-device synchronisation inside the step; measured eager and,
   unless ``--no-compile``, under ``torch.compile``.
 * **reference** is written like the official code: a Dataset of PIL images returning two views made
@@ -27,7 +27,7 @@ proportional set size (PSS, shared pages split between processes) of this proces
 workers, sampled every 50 ms from ``/proc/<pid>/smaps_rollup`` (falls back to this process's
 ``ru_maxrss``, a lifetime peak, where /proc is missing).
 
-The bench also times one SimCLR view of a batch made by :func:`ood_explain.augment.simclr_view` against
+The bench also times one SimCLR view of a batch made by :func:`ood_explain.core.augment.simclr_view` against
 the equivalent kornia pipeline (RandomResizedCrop, RandomHorizontalFlip, ColorJitter p=0.8,
 RandomGrayscale p=0.2) on the same batch and device, and torchvision's per-image transform for scale.
 """
@@ -49,10 +49,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import augment, data, losses, methods
-from .augment import AugmentConfig
-from .models import build_model
-from .training import TrainConfig, batches, make_training_step
+from ood_explain.core import augment
+from ood_explain.core.machine import hardware, load_average
+
+from ood_explain.core import data
+
+from ood_explain.core import losses
+
+from ood_explain.core import methods
+from ood_explain.core.augment import AugmentConfig
+from ood_explain.core.models import build_model
+from ood_explain.core.training import TrainConfig, batches, make_training_step
 
 CIFAR_MEAN, CIFAR_STD = data.NORMALIZATION.get("cifar10", (None, None))
 
@@ -178,7 +185,7 @@ def _sync(device: torch.device) -> None:
 
 
 def kornia_pipeline(size: int, config: AugmentConfig = AugmentConfig()) -> torch.nn.Module:
-    """kornia's batched, per-sample equivalent of :func:`ood_explain.augment.simclr_view` (floats in [0, 1])."""
+    """kornia's batched, per-sample equivalent of :func:`ood_explain.core.augment.simclr_view` (floats in [0, 1])."""
     import kornia.augmentation as K
 
     return torch.nn.Sequential(
@@ -279,8 +286,8 @@ def _model(arch: str, normalize_inside: bool, seed: int = 0) -> torch.nn.Module:
 
 
 class OurPipeline:
-    """What ``ood-explain run`` executes, for SimCLR: :func:`ood_explain.training.make_training_step` and
-    :func:`ood_explain.training.batches` (epoch after epoch), state kept between rounds as in a real run."""
+    """What ``ood-explain run`` executes, for SimCLR: :func:`ood_explain.core.training.make_training_step` and
+    :func:`ood_explain.core.training.batches` (epoch after epoch), state kept between rounds as in a real run."""
 
     def __init__(self, arch: str, images: np.ndarray, device: torch.device, batch_size: int,
                  compile: bool = False, precision: str = "auto") -> None:
@@ -452,27 +459,6 @@ def speedup_factors(results: dict[str, Measurement], ours: str = "ours") -> dict
 # ------------------------------------------------------------------------------------------- main
 
 
-def hardware(device: torch.device) -> str:
-    """A one-line description of the device."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"CPU {name}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads"
-
-
-def load_average() -> str:
-    try:
-        one, five, _ = os.getloadavg()
-        return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
-    except OSError:
-        return "load average unknown"
-
-
 def _rate(value: float) -> str:
     """Throughput with 3 significant figures below 1000, thousands separators above."""
     return f"{value:,.0f}" if value >= 1000 else f"{value:.3g}"
@@ -489,7 +475,7 @@ def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resn
               images: int = 2048, compile: bool = True, augment_only: bool = False, threads: int | None = None,
               breakdown: bool = False, precision: str = "auto", print_fn=print) -> dict:
     """Run the benchmark, print its tables with `print_fn`, and return every figure as a dict."""
-    from .experiments import pick_device
+    from ood_explain.experiments.runs import pick_device
 
     device = pick_device(device)
     if threads:
@@ -516,7 +502,7 @@ def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resn
     report["augment"] = aug
     per_s = lambda s: f"{aug['batch_size'] / s:,.0f}" if s else "n/a"  # noqa: E731
     ms = lambda s: f"{s * 1000:.2f}" if s else "n/a"  # noqa: E731
-    rows = [["ours: ood_explain.augment.simclr_view (batched)", str(device), ms(aug["ours_s"]), per_s(aug["ours_s"]), "1.00"]]
+    rows = [["ours: ood_explain.core.augment.simclr_view (batched)", str(device), ms(aug["ours_s"]), per_s(aug["ours_s"]), "1.00"]]
     if aug.get("kornia_s"):
         rows.append([f"kornia {aug['kornia_version']} AugmentationSequential (batched)", str(device),
                      ms(aug["kornia_s"]), per_s(aug["kornia_s"]), f"{aug['kornia_s'] / aug['ours_s']:.2f}"])
@@ -569,7 +555,7 @@ def run_bench(device: str = "auto", archs: tuple[str, ...] = ("small-cnn", "resn
 
 
 def main(args) -> dict:
-    """Entry point of ``ood-explain bench`` (argparse namespace from :mod:`ood_explain.cli`)."""
+    """Entry point of ``ood-explain bench`` (argparse namespace from :mod:`ood_explain.tools.cli`)."""
     # Argument check (cli's types checked each value alone): with fewer images than a batch, every step
     # of our pipeline would silently take a smaller batch.
     images = getattr(args, "images", 2048)

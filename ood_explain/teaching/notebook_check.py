@@ -1,7 +1,7 @@
 """``ood-explain check-notebooks``: does what the notebooks say hold on this machine?
 
 Executes notebooks 00-05 in lite mode (a fresh kernel each, nbclient) with ``$OOD_EXPLAIN_CLAIMS_LOG`` set,
-so every :func:`ood_explain.claims.your_run` cell appends its verdicts (this run's value against each
+so every :func:`ood_explain.teaching.claims.your_run` cell appends its verdicts (this run's value against each
 quoted range, and each "in k of n seeds" statement), then counts them: ``check.md`` and ``check.json`` in
 the output folder, with the executed notebooks beside them. The CPU kernels follow
 ``ATEN_CPU_CAPABILITY`` and ``ONEDNN_MAX_CPU_ISA``; set them to stand in for another processor.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import LOG_VARIABLE, RESULTS, coverage, within
+from ood_explain.teaching.claims import LOG_VARIABLE, RESULTS, coverage, within
 
 NOTEBOOKS = ("00_quickstart", "01_contrastive_learning", "02_norm_as_ood_score", "03_oecl", "04_self_oecl",
              "05_leave_one_class_out")
@@ -25,7 +25,7 @@ KERNEL_SETTINGS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "OOD_EXPLAIN_THR
 
 
 def notebooks_folder() -> Path:
-    return Path(__file__).resolve().parents[1] / "notebooks"
+    return Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def pick(names: list[str] | None) -> list[str]:

@@ -25,11 +25,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import data, methods, scores, training
-from .distributed import barrier, world
-from .metrics import ood_metrics
-from .models import ContrastiveModel, build_model
-from .training import TrainConfig, autocast_dtype, train
+from ood_explain.core import data
+
+from ood_explain.core import methods
+
+from ood_explain.core import scores
+
+from ood_explain.core import training
+from ood_explain.core.distributed import barrier, world
+from ood_explain.core.metrics import ood_metrics
+from ood_explain.core.models import ContrastiveModel, build_model
+from ood_explain.core.training import TrainConfig, autocast_dtype, train
 
 PRESETS: dict[str, dict] = {
     # seconds on a CPU: for tests and CI
@@ -81,7 +87,7 @@ class RunConfig:
     compile: bool = False
     test_limit: int | None = None
     train_eval_limit: int | None = None
-
+    method_params: dict | None = None  # the method's own hyper-parameters; resolve fills its defaults
 
 # Settings that change neither the trained model nor its data: a run folder may be reused under other values.
 # data_root is the exception for dataset "imagefolder", whose data root IS the dataset (:func:`model_settings`).
@@ -114,6 +120,7 @@ def resolve(config: RunConfig) -> RunConfig:
               if name in RunConfig.__dataclass_fields__ and getattr(config, name) is None}
     if not method.external_oe:
         filled.update(oe=None, oe_shots=None)
+    filled["method_params"] = methods.resolve_params(method, config.method_params) or None
     return dataclasses.replace(config, **filled)
 
 
@@ -123,12 +130,13 @@ def train_config(config: RunConfig) -> TrainConfig:
         method=config.method, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
         weight_decay=config.weight_decay, alpha=config.alpha, warmup_epochs=config.warmup_epochs, seed=config.seed,
         precision=config.precision, compile=config.compile, max_steps_per_epoch=config.max_steps_per_epoch,
+        method_params=dict(config.method_params or {}),
     )
 
 
 def pick_device(name: str) -> torch.device:
     """"auto" -> CUDA when available, else CPU. A bare "cuda" means the current GPU (under torchrun: GPU
-    LOCAL_RANK, made current by :func:`ood_explain.distributed.setup`)."""
+    LOCAL_RANK, made current by :func:`ood_explain.core.distributed.setup`)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
@@ -343,6 +351,7 @@ class Run:
         if missing:
             raise FileNotFoundError(f"{path} is not a finished run folder: missing {', '.join(missing)}")
         record = read_record(path)
+        methods.get(record["run"].get("method", ""), source=record.get("plugin"))  # a plugin's method: import it
         metrics = _read_json(path / "metrics.json")
         if (not isinstance(metrics.get("scores"), dict) or metrics.get("score") not in metrics["scores"]
                 or "auroc" not in metrics):
@@ -368,6 +377,8 @@ def model_settings(config: RunConfig) -> dict:
     """The settings of a resolved config that shape the trained model or its data (JSON-comparable). For
     dataset ``imagefolder`` they include ``data_root``, as an absolute path: that folder is the dataset."""
     settings = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(config))).items() if k not in NOT_SHAPING}
+    if not settings.get("method_params"):  # a method without hyper-parameters of its own: as before they existed
+        settings.pop("method_params", None)
     if config.dataset == "imagefolder":
         settings["data_root"] = os.path.abspath(data.resolve_data_root(config.data_root))
     return settings
@@ -491,7 +502,7 @@ def prepare_folder(out: Path, config: RunConfig, resume: bool) -> None:
 def run_experiment(config: RunConfig, resume: bool = True, progress: bool = True, on_epoch_end=None,
                    run_data: RunData | None = None) -> Run:
     """Train and evaluate one configuration into its run folder ``config.out`` and return the :class:`Run`
-    (model included). `on_epoch_end` is passed to :func:`ood_explain.training.train`. `run_data`: the data
+    (model included). `on_epoch_end` is passed to :func:`ood_explain.core.training.train`. `run_data`: the data
     of this config when the caller has loaded it already (:func:`load_data`).
 
     The folder holds one configuration: a checkpoint of other settings is refused before anything is
@@ -510,7 +521,8 @@ def run_experiment(config: RunConfig, resume: bool = True, progress: bool = True
         if rank == 0:
             prepare_folder(out, config, resume)
             record = {"run": dataclasses.asdict(config), "train": dataclasses.asdict(settings),
-                      "data": run_data.record(), "settings": model_settings(config)}
+                      "data": run_data.record(), "settings": model_settings(config),
+                      "plugin": methods.get(config.method).source}
             (out / "config.json").write_text(json.dumps(record, indent=2))
         history = train(
             model, run_data.split.id_train.images.to(device), settings,

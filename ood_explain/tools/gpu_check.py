@@ -1,6 +1,6 @@
 """One prepared GPU check (issue 19): every figure a GPU session should bring back, in one command.
 
-``bash scripts/gpu-check.sh OUT`` (that is ``python -m ood_explain.gpu_check OUT`` with the working tree on
+``bash scripts/gpu-check.sh OUT`` (that is ``python -m ood_explain.tools.gpu_check OUT`` with the working tree on
 ``PYTHONPATH``: the package need not be installed) runs these steps, each as a subprocess under its own time
 limit, so that a step that hangs is killed and the others still run (at most :data:`GPU_BUDGET_S` seconds in
 all, 9 minutes, on one H100/H200):
@@ -12,7 +12,7 @@ all, 9 minutes, on one H100/H200):
 3. ``tests``: pytest's quick tier on the machine, with this module as a plugin that marks the tests taking a
    ``device`` parameter (they run on CUDA there), lists test files that do not import (a missing package) and
    deselects tests that need the test data when it is absent.
-4. ``profile``: the package's own training step (:class:`ood_explain.training.TrainingStep`) of the CIFAR
+4. ``profile``: the package's own training step (:class:`ood_explain.core.training.TrainingStep`) of the CIFAR
    ResNet-18: seconds per step for SimCLR and OECL, host-device syncs inside the step, and a
    ``torch.profiler`` summary of one OECL step (top 15 operators by CUDA time; CPU time on a CPU).
 5. ``reproduce``: CIFAR-10 one-vs-rest, class 0, SimCLR, self-OECL and OECL side by side
@@ -31,8 +31,8 @@ GPU machine's $OUT returns at most eight.
 the GPU machine lacks (:data:`MISSING_ON_GPU_MACHINE`), so that a step needing one fails here first.
 
 Also here: :func:`export_subset` (``ood-explain export-subset``), the class-balanced uint8 ``.npz`` that
-:func:`ood_explain.data.load_dataset` reads with ``--data-root FILE.npz``; and the pytest plugin hooks
-(``pytest -p ood_explain.gpu_check``). This module imports only the standard library at its top (the
+:func:`ood_explain.core.data.load_dataset` reads with ``--data-root FILE.npz``; and the pytest plugin hooks
+(``pytest -p ood_explain.tools.gpu_check``). This module imports only the standard library at its top (the
 package's ``__init__`` brings the core: torch, numpy, pandas); everything else is imported where it is used.
 """
 
@@ -55,7 +55,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GPU_BUDGET_S = 540  # 9 minutes: one 10-minute device command, with a minute for its start and transfers
 DRY_BUDGET_S = 175  # the dry run: under 3 minutes on 2 cores
 RESERVE_S = 6  # kept back from every step's limit for the report
@@ -66,8 +66,8 @@ REPORT, FIGURES, ARCHIVE = "gpu-report.md", "gpu-check.json", "gpu-check-work.ta
 # Packages the GPU machine lacks (issue 19; /work/.library/device/KINDS.md): the dry run blocks their import.
 MISSING_ON_GPU_MACHINE = ("plotly", "umap", "ipywidgets", "anywidget", "jupyterlab", "nbval", "kornia")
 TEACHING = ("plotly", "umap", "ipywidgets", "anywidget", "jupyterlab")  # must not load on the core's path
-CORE_MODULES = ("ood_explain", "ood_explain.cli", "ood_explain.experiments", "ood_explain.sweeps",
-                "ood_explain.reproduce", "ood_explain.bench", "ood_explain.training", "ood_explain.gpu_check")
+CORE_MODULES = ("ood_explain", "ood_explain.tools.cli", "ood_explain.experiments", "ood_explain.experiments.sweeps",
+                "ood_explain.experiments.reproduce", "ood_explain.tools.bench", "ood_explain.core.training", "ood_explain.tools.gpu_check")
 PACKAGES = {  # import name -> distribution name
     "numpy": "numpy", "pandas": "pandas", "scipy": "scipy", "sklearn": "scikit-learn", "PIL": "pillow",
     "tqdm": "tqdm", "tabulate": "tabulate", "filelock": "filelock", "pytest": "pytest", "plotly": "plotly",
@@ -129,7 +129,7 @@ def _balanced(dataset: str, split: str, count: int, root, seed: int):
     import numpy as np
     import torch
 
-    from . import data
+    from ood_explain.core import data
 
     rng = np.random.default_rng([seed, ("train", "test").index(split)])
     data_root = data.resolve_data_root(root)
@@ -171,7 +171,7 @@ def _balanced(dataset: str, split: str, count: int, root, seed: int):
 def export_subset(dataset: str, train: int, test: int, out, root=None, seed: int = 0) -> dict:
     """Write a class-balanced, seeded subset of `dataset` (`train` training and `test` test images, uint8, with
     labels, class names and the source of every image) to `out`, a compressed ``.npz`` that
-    ``--data-root OUT`` reads through :func:`ood_explain.data.load_dataset`. Returns what was written."""
+    ``--data-root OUT`` reads through :func:`ood_explain.core.data.load_dataset`. Returns what was written."""
     import numpy as np
 
     out = Path(out)
@@ -229,7 +229,7 @@ def command_export_subset(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------------------- the pytest plugin
-# Loaded by the tests step as ``pytest -p ood_explain.gpu_check --gpu-check-results FILE``: one JSON line per
+# Loaded by the tests step as ``pytest -p ood_explain.tools.gpu_check --gpu-check-results FILE``: one JSON line per
 # outcome, written as it happens (a step killed at its limit keeps what ran).
 
 _PLUGIN: dict = {"results": None, "device_tests": {}}
@@ -390,7 +390,7 @@ def machine_facts() -> dict:
     import torch
     import torchvision
 
-    from .bench import hardware
+    from ood_explain.tools.bench import hardware
 
     facts.update(torch=torch.__version__, torchvision=torchvision.__version__, torch_cuda=torch.version.cuda,
                  cuda_available=torch.cuda.is_available(), cpu=hardware(torch.device("cpu")))
@@ -431,7 +431,7 @@ def prepare_data(subset: str | None, make: list[int] | None, jpeg_root: str | No
     (lossless: the same pixels)."""
     from PIL import Image
 
-    from . import data
+    from ood_explain.core import data
 
     if make:
         info = export_subset("cifar10", make[0], make[1], out_subset, jpeg_root, seed=0)
@@ -461,8 +461,8 @@ def _sync(device) -> None:
 
 def profile_training_step(device: str, arch: str, batch: int, steps: int, trace: str | None = None,
                           table: str | None = None, top: int = 15, size: int = 32, warm: int = 3) -> dict:
-    """Seconds per training step of SimCLR and OECL (the one step :func:`ood_explain.training.train` runs,
-    built by :func:`~ood_explain.training.make_training_step`, on random uint8 `size` px images already on the
+    """Seconds per training step of SimCLR and OECL (the one step :func:`ood_explain.core.training.train` runs,
+    built by :func:`~ood_explain.core.training.make_training_step`, on random uint8 `size` px images already on the
     device; mean over `steps` after `warm` untimed steps), the host-device syncs inside a step (CUDA's sync debug mode), and a ``torch.profiler`` summary of
     one OECL step: the `top` operators by self CUDA time (self CPU time on a CPU)."""
     import warnings
@@ -470,8 +470,12 @@ def profile_training_step(device: str, arch: str, batch: int, steps: int, trace:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from . import data, methods, models
-    from .training import TrainConfig, batches, make_training_step
+    from ood_explain.core import data
+
+    from ood_explain.core import methods
+
+    from ood_explain.core import models
+    from ood_explain.core.training import TrainConfig, batches, make_training_step
 
     dev = torch.device(device)
     mean, std = data.NORMALIZATION["cifar10"]
@@ -567,7 +571,7 @@ STEPS = {"facts": machine_facts, "data": prepare_data, "profile": profile_traini
 
 
 def _run_internal_step(name: str, arguments: str, result: str) -> int:
-    """``python -m ood_explain.gpu_check _step NAME JSON RESULT``: run one step here and write its JSON."""
+    """``python -m ood_explain.tools.gpu_check _step NAME JSON RESULT``: run one step here and write its JSON."""
     figures = STEPS[name](**json.loads(arguments))
     Path(result).write_text(json.dumps(figures, indent=2, default=str))
     print(json.dumps(figures, default=str)[:2000])
@@ -653,7 +657,7 @@ class GpuSampler:
         path.write_text("\n".join(lines) + "\n")
 
 
-BLOCKER = '''"""Written by ood_explain.gpu_check --dry-run: imports of the packages the GPU machine lacks fail here too."""
+BLOCKER = '''"""Written by ood_explain.tools.gpu_check --dry-run: imports of the packages the GPU machine lacks fail here too."""
 import importlib.abc
 import os
 import sys
@@ -793,7 +797,7 @@ class Check:
     def internal(self, name: str, step: str, arguments: dict, **kwargs) -> tuple[dict, dict | None]:
         result = self.work / "steps" / f"{name}.json"
         result.parent.mkdir(parents=True, exist_ok=True)
-        record = self.run_step(name, [self.python, "-m", "ood_explain.gpu_check", "_step", step,
+        record = self.run_step(name, [self.python, "-m", "ood_explain.tools.gpu_check", "_step", step,
                                       json.dumps(arguments), str(result)], **kwargs)
         figures = json.loads(result.read_text()) if record["status"] == "ok" and result.exists() else None
         return record, figures
@@ -881,7 +885,7 @@ class Check:
         results.unlink(missing_ok=True)
         data_root = Path(os.environ.get("OOD_EXPLAIN_DATA") or REPO.parent / "shared" / "data")
         has_data = all((data_root / sub).is_dir() for sub in ("FashionMNIST/raw", "MNIST/raw", "cifar10/test/airplane"))
-        argv = [self.python, "-m", "pytest", "-p", "ood_explain.gpu_check", "--gpu-check-results", str(results),
+        argv = [self.python, "-m", "pytest", "-p", "ood_explain.tools.gpu_check", "--gpu-check-results", str(results),
                 "-p", "no:cacheprovider", "-q", "-m", "not slow", "--continue-on-collection-errors", "tests"]
         if self.sizes.tests == "device":
             argv.append("--gpu-check-device-only")
@@ -931,7 +935,7 @@ class Check:
             plan = reproduce_budget(limit, id_train, step_s)
             if self.epochs:
                 plan.update(epochs=self.epochs, rule=f"--epochs {self.epochs} (given)")
-        from .experiments import RunConfig, resolve
+        from ood_explain.experiments.runs import RunConfig, resolve
 
         resolved = resolve(RunConfig(dataset="cifar10", method="oecl", oe="photos", preset=self.sizes.preset,
                                      epochs=plan["epochs"]))

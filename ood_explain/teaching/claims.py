@@ -3,7 +3,7 @@
 Notebooks 00-05 train small lite-preset runs on scikit-learn's digits with seed 0; one run proves
 nothing, and a student's seed 0 is not ours (CPU kernels differ between processors). So the prose quotes
 this study: ``ood-explain claims --seeds 10`` trains every run the prose talks about for each seed (the
-notebooks' own configs: :func:`ood_explain.notebook.config`, one torch thread) and writes
+notebooks' own configs: :func:`ood_explain.teaching.notebook.config`, one torch thread) and writes
 
 * ``runs.csv``: one row per run and seed (AUROCs, norm trajectories, BatchNorm traces);
 * ``claims.csv`` / ``claims.md``: each quoted quantity (:class:`Claim`) with its per-seed values, mean,
@@ -14,7 +14,7 @@ notebooks' own configs: :func:`ood_explain.notebook.config`, one torch thread) a
 
 In a notebook, :func:`your_run` prints the student's values beside those ranges and statements, and with
 ``$OOD_EXPLAIN_CLAIMS_LOG`` set appends them to that file (JSON lines), which ``ood-explain
-check-notebooks`` (:mod:`ood_explain.notebook_check`) reads. ``tests/test_notebooks_prose.py`` fails when a
+check-notebooks`` (:mod:`ood_explain.teaching.notebook_check`) reads. ``tests/test_notebooks_prose.py`` fails when a
 notebook quotes a number or a count the files do not hold.
 """
 
@@ -30,16 +30,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import notebook as nb
-from .diagnostics import batchnorm_trace
-from .experiments import Run, RunConfig, load_data, model_settings
-from .scores import extract_features
-from .sweeps import seed_list
-from .viz import norm_trajectories
+from ood_explain.teaching import notebook as nb
+from ood_explain.teaching.diagnostics import batchnorm_trace
+from ood_explain.experiments.runs import Run, RunConfig, load_data, model_settings
+from ood_explain.core.scores import extract_features
+from ood_explain.experiments.sweeps import seed_list
+from ood_explain.teaching.viz import norm_trajectories
 
 DATASET = "digits"
 PRESET = "lite"
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "notebook-claims"
+RESULTS = Path(__file__).resolve().parents[2] / "results" / "notebook-claims"
 LOG_VARIABLE = "OOD_EXPLAIN_CLAIMS_LOG"
 ROUNDING = 1e-4  # runs.csv keeps 5 significant digits, claims.csv 4 decimals: a value on a bound counts as inside
 
@@ -147,7 +147,7 @@ TRACED = ("simclr-0", "oecl-photos-0")  # the runs notebooks 02 and 03 retrace w
 
 
 def batchnorm_facts(trace: pd.DataFrame, warmup: int) -> dict[str, float]:
-    """From :func:`ood_explain.diagnostics.batchnorm_trace`: peak and final ID test ‖z‖, and the lowest and
+    """From :func:`ood_explain.teaching.diagnostics.batchnorm_trace`: peak and final ID test ‖z‖, and the lowest and
     highest AUROC after the warm-up, with BatchNorm's running averages and with recomputed statistics."""
     late = trace[trace["epoch"] > warmup]
     return {f"bn_{kind}_{name}": float(value) for kind in ("running", "recomputed") for name, value in (
@@ -430,7 +430,7 @@ def summarize_statements(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def checked_seeds(seeds: int | str | list[int]) -> list[int]:
-    """The seed list of a claims study (:func:`ood_explain.sweeps.seed_list` refuses repeats), refused
+    """The seed list of a claims study (:func:`ood_explain.experiments.sweeps.seed_list` refuses repeats), refused
     before any work when empty."""
     chosen = seed_list(seeds)
     if not chosen:

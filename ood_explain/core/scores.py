@@ -14,7 +14,7 @@ name                formula                               note
 ``knn``             -||h_0/|h_0| - nearest h^train/|h|||  kNN distance on backbone features
 ==================  ====================================  ====================================
 
-A method may add scores of its own (HSC's distance, BCE's logit): see :mod:`ood_explain.methods`.
+A method may add scores of its own (HSC's distance, BCE's logit): see :mod:`ood_explain.core.methods`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import augment
-from .augment import AugmentConfig
-from .models import ContrastiveModel
+from ood_explain.core import augment
+from ood_explain.core.augment import AugmentConfig
+from ood_explain.core.models import ContrastiveModel
 
 @dataclass
 class Features:

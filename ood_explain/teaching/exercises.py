@@ -16,7 +16,7 @@ gradient without its 1/‖z‖, ...), the line says which mistake it looks like 
 the result carries a :class:`Mistake` with a stable ``id`` (``result.mistake_id``, e.g.
 ``"similarity_matrix.not-normalised"``; every id is in :data:`MISTAKES`). Every result of this
 process is also appended to :data:`results`, so a grader that runs a student's notebook can read
-``ood_explain.exercises.results`` in its kernel afterwards and count the mistakes.
+``ood_explain.teaching.exercises.results`` in its kernel afterwards and count the mistakes.
 
 **Stale definitions (IPython only).** A student who edits the cell defining ``similarity_matrix``
 but runs only the check cell is checking the old function. The kernel never sees an edit that was
@@ -49,7 +49,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import augment, losses, metrics
+from ood_explain.core import augment
+
+from ood_explain.core import losses
+
+from ood_explain.core import metrics
 
 PASS, FAIL = "✅ correct", "❌ not yet"
 
@@ -348,7 +352,7 @@ def _nt_xent_variant(z: torch.Tensor, temperature: float, *, normalise: bool = T
 
 def check_nt_xent(student_fn: Callable[[torch.Tensor, float], torch.Tensor]) -> CheckResult:
     """`student_fn(z, temperature)`: (2N, d) with rows i and i+N positive pairs -> scalar NT-Xent,
-    compared with :func:`ood_explain.losses.nt_xent`."""
+    compared with :func:`ood_explain.core.losses.nt_xent`."""
 
     def run() -> str:
         cases = [(2, 4, 0.5, 1.0), (8, 16, 0.5, 3.0), (8, 16, 0.1, 1.0), (5, 128, 1.0, 0.2)]
@@ -376,7 +380,7 @@ def check_nt_xent(student_fn: Callable[[torch.Tensor, float], torch.Tensor]) -> 
         if not abs(scaled.item() - losses.nt_xent(z, 0.5).item()) <= 1e-4:
             raise _NotYet("rescaling the rows of z changed your loss: normalize z before the similarities",
                           NTX_NOT_NORMALISED)
-        return "It matches ood_explain.losses.nt_xent, and rescaling z does not change it."
+        return "It matches ood_explain.core.losses.nt_xent, and rescaling z does not change it."
 
     return _report("nt_xent", student_fn, run)
 
@@ -482,7 +486,7 @@ OECL_NO_ALPHA = _mistake(
 
 def check_oecl_loss(student_fn: Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]) -> CheckResult:
     """`student_fn(z_id, z_oe, temperature, alpha)`: NT-Xent on ID views + alpha · mean ‖z_oe‖,
-    compared with :func:`ood_explain.losses.oecl_loss`."""
+    compared with :func:`ood_explain.core.losses.oecl_loss`."""
 
     def run() -> str:
         for seed, (n, m, d, tau, alpha) in enumerate([(3, 6, 8, 0.5, 1.0), (8, 16, 32, 0.5, 0.1), (4, 8, 16, 0.2, 0.0)]):
@@ -521,7 +525,7 @@ AUROC_INVERTED = _mistake(
 
 def check_auroc(student_fn: Callable[[np.ndarray, np.ndarray], float]) -> CheckResult:
     """`student_fn(scores_id, scores_ood)`: P(ID score > OOD score) with ties counting 1/2, compared
-    with :func:`ood_explain.metrics.auroc`."""
+    with :func:`ood_explain.core.metrics.auroc`."""
 
     def run() -> str:
         rng = np.random.default_rng(0)
@@ -623,7 +627,7 @@ LOO_ID_OOD_SWAPPED = _mistake(
 
 def check_leave_one_out(student_fn: Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, ...]]) -> CheckResult:
     """`student_fn(train_labels, test_labels, held_out)` -> (train_mask, id_test_mask, ood_test_mask):
-    boolean masks of the leave-one-class-out protocol, compared with :func:`ood_explain.data.leave_one_out`.
+    boolean masks of the leave-one-class-out protocol, compared with :func:`ood_explain.core.data.leave_one_out`.
     Integer or float 0/1 masks are refused: they would index rows instead of masking."""
 
     def run() -> str:

@@ -13,9 +13,21 @@ from pathlib import Path
 
 import torch
 
-from . import bench, data, distributed, experiments, methods, models, sweeps
-from .sweeps import RunsFailed
-from .training import PRECISIONS
+from ood_explain.tools import bench
+
+from ood_explain.core import data
+
+from ood_explain.core import distributed
+
+from ood_explain.experiments import runs as experiments
+
+from ood_explain.core import methods
+
+from ood_explain.core import models
+
+from ood_explain.experiments import sweeps
+from ood_explain.experiments.sweeps import RunsFailed
+from ood_explain.core.training import PRECISIONS
 
 # ------------------------------------------------------------------------- argument types (checked while parsing)
 # argparse prefixes each message with "argument --FLAG:" and exits with code 2.
@@ -90,7 +102,7 @@ step_budgets = int_list("step counts", "150,1200", 1)
 
 def seed_list(text: str) -> list[int]:
     """An argparse type: a seed count ("3" -> 0, 1, 2; at least 1) or a comma-separated list of two or more
-    distinct seeds ("0,4,7"); "0", "3," and "1,1" are refused (:func:`ood_explain.sweeps.seed_list`)."""
+    distinct seeds ("0,4,7"); "0", "3," and "1,1" are refused (:func:`ood_explain.experiments.sweeps.seed_list`)."""
     try:
         return sweeps.seed_list(text)
     except ValueError as error:
@@ -98,7 +110,7 @@ def seed_list(text: str) -> list[int]:
 
 
 def architectures(text: str) -> str:
-    """An argparse type: comma-separated architecture names, each one of :data:`ood_explain.models.ARCHITECTURES`
+    """An argparse type: comma-separated architecture names, each one of :data:`ood_explain.core.models.ARCHITECTURES`
     (checked before any benchmarking starts)."""
     names = [name.strip() for name in text.split(",")]
     if not all(names):
@@ -112,7 +124,7 @@ def architectures(text: str) -> str:
 
 
 def oe_source(text: str) -> str:
-    """An argparse type: an OE source that :func:`ood_explain.data.load_oe` knows."""
+    """An argparse type: an OE source that :func:`ood_explain.core.data.load_oe` knows."""
     try:
         return data.check_oe_source(text)
     except ValueError as error:
@@ -209,6 +221,31 @@ def _add_run_options(parser: argparse.ArgumentParser, single: bool) -> None:
     parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--out", type=output_folder, required=True, help="run folder (sweep: root folder)")
+    _add_method_params(parser)
+
+
+def _add_method_params(parser: argparse.ArgumentParser) -> None:
+    """One option ``--NAME`` per hyper-parameter a registered method declares (:attr:`Method.params`), unless
+    a built-in option has that name already."""
+    taken = set(parser._option_string_actions)
+    declared: dict[str, list[str]] = {}
+    for name in methods.names():
+        for param in methods.get(name).params:
+            declared.setdefault(param, []).append(name)
+    for param, owners in declared.items():
+        flag = "--" + param.replace("_", "-")
+        if flag in taken:
+            continue
+        defaults = ", ".join(f"{m}: {methods.get(m).params[param]!r}" for m in owners)
+        parser.add_argument(flag, dest=f"method_param_{param}", default=None,
+                            help=f"hyper-parameter of {', '.join(owners)} (default {defaults})")
+
+
+def _method_params(args: argparse.Namespace) -> dict | None:
+    """The method hyper-parameters given on the command line (``--NAME VALUE`` of :func:`_add_method_params`)."""
+    given = {key.removeprefix("method_param_"): value for key, value in vars(args).items()
+             if key.startswith("method_param_") and value is not None}
+    return given or None
 
 
 def _config_from(args: argparse.Namespace, single: bool) -> experiments.RunConfig:
@@ -219,7 +256,7 @@ def _config_from(args: argparse.Namespace, single: bool) -> experiments.RunConfi
         views=args.views, alpha=args.alpha, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
         data_root=args.data_root,
         download=args.download, image_size=args.image_size, device=args.device, precision=args.precision,
-        compile=args.compile, out=args.out,
+        compile=args.compile, out=args.out, method_params=_method_params(args),
     )
 
 
@@ -267,26 +304,40 @@ def command_sweep(args: argparse.Namespace) -> None:
 
 
 def command_report(args: argparse.Namespace) -> None:
-    from .viz import write_report
+    from ood_explain.teaching.viz import write_report
 
     path = write_report(args.run_dir)
     print(f"report: {path}")
 
 
-def command_quickstart(args: argparse.Namespace) -> None:
-    from .quickstart import quickstart
+def write_figures(write: Callable[[], object]) -> None:
+    """Print what `write` (a report writer of :mod:`ood_explain.teaching.viz`) wrote, or, without the
+    notebooks extra, that the tables are written and the figures need it."""
+    try:
+        from ood_explain.teaching import viz
+    except ModuleNotFoundError as missing:
+        print(f"figures not written: {missing}")
+        return
+    print(write(viz))
 
-    quickstart(args.out, classes=args.classes, data_root=args.data_root, preset=args.preset, seeds=args.seeds,
-               jobs=args.jobs, restart=args.restart)
+
+def command_quickstart(args: argparse.Namespace) -> None:
+    from ood_explain.experiments.quickstart import TITLE, quickstart
+
+    out = quickstart(args.out, classes=args.classes, data_root=args.data_root, preset=args.preset,
+                     seeds=args.seeds, jobs=args.jobs, restart=args.restart)
+    write_figures(lambda viz: f"report: {viz.write_comparison_report(out, title=TITLE)}")
 
 
 def command_reproduce(args: argparse.Namespace) -> None:
-    from .reproduce import STUDIES, budget_study, reproduce
+    from ood_explain.experiments.reproduce import STUDIES, budget_root, budget_study, reproduce
 
     if args.name in STUDIES:  # a budget study: its own budgets, classes and preset
-        budget_study(args.name, out=args.out, data_root=args.data_root, seeds=args.seeds or 3, jobs=args.jobs,
-                     steps=args.steps, methods=args.methods.split(",") if args.methods else None,
-                     classes=args.classes, restart=args.restart)
+        root = Path(args.out) if args.out else budget_root(args.name)
+        table = budget_study(args.name, out=root, data_root=args.data_root, seeds=args.seeds or 3, jobs=args.jobs,
+                             steps=args.steps, methods=args.methods.split(",") if args.methods else None,
+                             classes=args.classes, restart=args.restart)
+        write_figures(lambda viz: viz.write_budget_report(table, root))
         return
     reproduce(args.name, preset=args.preset, out=args.out, data_root=args.data_root, oe=args.oe,
               classes=args.classes,
@@ -296,7 +347,7 @@ def command_reproduce(args: argparse.Namespace) -> None:
 
 
 def command_claims(args: argparse.Namespace) -> None:
-    from .claims import notebook_claims
+    from ood_explain.teaching.claims import notebook_claims
 
     table = notebook_claims(args.seeds, args.out, args.runs, progress=False)
     print((Path(args.out) / "claims.md").read_text())
@@ -304,7 +355,7 @@ def command_claims(args: argparse.Namespace) -> None:
 
 
 def command_check_notebooks(args: argparse.Namespace) -> None:
-    from .notebook_check import check_notebooks, report
+    from ood_explain.teaching.notebook_check import check_notebooks, report
 
     if args.report_only:
         report(args.out)
@@ -323,6 +374,9 @@ RESTART_HELP = ("train from scratch: clear the run folder(s) first, also a finis
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ood-explain", description=__doc__)
+    parser.add_argument("--plugin", action="append", metavar="MODULE",
+                        help="import MODULE first: its methods become choices (also $OOD_EXPLAIN_PLUGINS and the "
+                             "ood_explain.methods entry points); it reaches subprocesses too")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="train and evaluate one configuration")
@@ -420,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data-root", default=None)
     bench.set_defaults(func=command_bench)
 
-    from .gpu_check import command_export_subset  # the data that travels to a GPU machine (issue 19)
+    from ood_explain.tools.gpu_check import command_export_subset  # the data that travels to a GPU machine (issue 19)
 
     subset = commands.add_parser("export-subset", help="write a class-balanced uint8 .npz subset of a dataset "
                                                        "(read it with --data-root FILE.npz)")
@@ -434,7 +488,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def split_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the modules of every ``--plugin MODULE`` or ``--plugin=MODULE`` in `argv`, the other words): the
+    option may stand anywhere, before or after the command."""
+    found, rest, words = [], [], iter(argv)
+    for word in words:
+        if word == "--plugin":
+            found.append(next(words, ""))
+        elif word.startswith("--plugin="):
+            found.append(word.split("=", 1)[1])
+        else:
+            rest.append(word)
+    return found, rest
+
+
 def main(argv: list[str] | None = None) -> int:
+    plugins, argv = split_plugins(list(sys.argv[1:] if argv is None else argv))
+    try:  # plugins first: their methods and hyper-parameters become choices and options of the parser
+        if "" in plugins:
+            raise ImportError("--plugin needs a module name, e.g. --plugin my_package.methods")
+        methods.use_plugins(plugins)
+    except ImportError as error:
+        print(f"ood-explain: error: {error}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import data, methods
-from .distributed import world
-from .experiments import (EVALUATION, RunConfig, model_settings, read_record, recorded_settings, resolve,
+from ood_explain.core import data
+
+from ood_explain.core import methods
+from ood_explain.core.distributed import world
+from ood_explain.experiments.runs import (EVALUATION, RunConfig, model_settings, read_record, recorded_settings, resolve,
                           reusable, run_experiment)
 
 
@@ -77,10 +79,17 @@ def run_folder(root: str | Path, method: str, normal_class: int, seed: int) -> P
     return Path(root) / method / f"class-{normal_class}" / f"seed-{seed}"
 
 
+def own_params(given: dict | None, method: str) -> dict | None:
+    """Of the method hyper-parameters given for a sweep, those `method` declares (None if none)."""
+    declared = methods.get(method).params
+    return {k: v for k, v in (given or {}).items() if k in declared} or None
+
+
 def plan(base: RunConfig, method_names: list[str], root: str | Path, classes: list[int],
          seeds: list[int]) -> list[RunConfig]:
     """Every configuration of the sweep (validated now, before any run starts), finished ones included."""
-    configs = [dataclasses.replace(base, method=m, normal_class=k, seed=s, out=str(run_folder(root, m, k, s)))
+    configs = [dataclasses.replace(base, method=m, normal_class=k, seed=s, out=str(run_folder(root, m, k, s)),
+                                   method_params=own_params(base.method_params, m))
                for m in method_names for k in classes for s in seeds]
     for config in configs[:: max(1, len(classes) * len(seeds))]:
         resolve(config)
@@ -207,7 +216,7 @@ class RunsFailed(RuntimeError):
     """One or more runs of a sweep ended with an error; the message names their folders and logs."""
 
 
-def _command(config: RunConfig, restart: bool = False, worker: str = "ood_explain.sweeps") -> list[str]:
+def _command(config: RunConfig, restart: bool = False, worker: str = "ood_explain.experiments.sweeps") -> list[str]:
     """``python -m WORKER CONFIG_JSON [--restart]``: one run in a subprocess (`worker`: a module whose
     ``__main__`` trains one config; the notebooks' worker also scores the tracked epochs)."""
     return [sys.executable, "-m", worker, json.dumps(dataclasses.asdict(config)),
@@ -223,14 +232,30 @@ def _last_line(log: Path) -> str:
     return lines[-1][:300] if lines else ""
 
 
+def plugin_environment(configs: list[RunConfig]) -> dict[str, str]:
+    """``$OOD_EXPLAIN_PLUGINS`` for subprocesses that run `configs`: the modules of their plugin methods added.
+    A method registered in ``__main__`` (a notebook cell, a script) cannot reach a subprocess: ValueError."""
+    sources = {methods.get(c.method).source for c in configs} - {methods.BUILT_IN}
+    if "__main__" in sources:
+        names = sorted({c.method for c in configs if methods.get(c.method).source == "__main__"})
+        raise ValueError(f"method(s) {', '.join(names)} were registered in this process only (__main__), so the "
+                         "subprocesses cannot import them: define them in a module and name it (--plugin MODULE or "
+                         f"${methods.PLUGINS_VARIABLE}), or run without --jobs")
+    if not sources:
+        return {}
+    known = methods.plugin_modules()
+    return {methods.PLUGINS_VARIABLE: ",".join(known + sorted(sources - set(known)))}
+
+
 def run_in_subprocesses(configs: list[RunConfig], slots: list[dict[str, str]], restart: bool = False,
-                        worker: str = "ood_explain.sweeps") -> None:
+                        worker: str = "ood_explain.experiments.sweeps") -> None:
     """Run configs as ``python -m WORKER CONFIG`` subprocesses (:func:`_command`), one per slot at a time (a
     slot is a set of environment variables); each writes its log beside its run folder. Failed runs are one
     :class:`RunsFailed` naming each folder, the last line of its log (the reason) and the log. An interrupt
     (Ctrl-C, or Kernel > Interrupt, which reaches only this process) stops the running subprocesses before it
     propagates; their checkpoints keep the last finished epoch. A subprocess imports only ood_explain, so a
     method registered in this process alone is unknown to it."""
+    slots = [{**slot, **plugin_environment(configs)} for slot in slots]
     pending, running, failures = list(configs), {}, []
     try:
         while pending or running:

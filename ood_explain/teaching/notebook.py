@@ -5,11 +5,11 @@ The notebooks stay thin: a parameter cell picks the settings, :func:`config` tur
 :func:`load_or_run` trains only when that folder holds no finished run (an interrupted one resumes from
 its checkpoint). While training, :class:`EpochTracker` scores a fixed subset of the test set after
 selected epochs and writes ``epoch_scores.csv`` into the run folder: the data behind the epoch slider of
-:class:`ood_explain.widgets.NormDashboard` and the ID-vs-OOD norm trajectories.
+:class:`ood_explain.teaching.widgets.NormDashboard` and the ID-vs-OOD norm trajectories.
 
 Environment variables: ``OOD_EXPLAIN_FAST=1`` selects fast mode (the ``smoke`` preset; CI sets it),
 ``OOD_EXPLAIN_RUNS`` overrides the runs folder (default ``<repo>/runs/notebooks``), ``OOD_EXPLAIN_DATA``
-is the data folder (see :mod:`ood_explain.data`).
+is the data folder (see :mod:`ood_explain.core.data`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import data, methods
-from . import methods as methods_module  # `methods` is also a parameter name below
-from .experiments import (Run, RunConfig, evaluation_sets, load_data, pick_device, resolve, reusable,
+from ood_explain.core import data
+
+from ood_explain.core import methods
+from ood_explain.core import methods as methods_module  # `methods` is also a parameter name below
+from ood_explain.experiments.runs import (Run, RunConfig, evaluation_sets, load_data, pick_device, resolve, reusable,
                           run_experiment, score_table)
-from .models import ContrastiveModel
+from ood_explain.core.models import ContrastiveModel
 
 TRACK_LIMIT = 300  # test images per side (ID, OOD) scored after tracked epochs
 TRACK_VIEWS = 4  # random views for the ensemble scores of tracked epochs
@@ -107,11 +109,11 @@ class Interrupted(KeyboardInterrupt):
 
 def run_plan(table: str, plan: ExperimentPlan, out: str | Path, oe: str | None = None,
              seeds: int | str | list[int] = 1):
-    """Notebook 06's long cell: :func:`ood_explain.reproduce.reproduce` of `table` under `plan`, into `out`.
+    """Notebook 06's long cell: :func:`ood_explain.experiments.reproduce.reproduce` of `table` under `plan`, into `out`.
     Kernel > Interrupt ends it with the one line ``interrupted; run the cell again to resume`` (raised as
     :class:`Interrupted`, which IPython shows as that line and which stops Run All there): finished runs are
     kept and the interrupted one resumes from its checkpoint when the cell runs again."""
-    from .reproduce import reproduce
+    from ood_explain.experiments.reproduce import reproduce
 
     try:
         return reproduce(table, preset=plan.preset, out=out, oe=oe, classes=plan.classes, methods=plan.methods,
@@ -279,13 +281,13 @@ def load_or_run_all(configs: list[RunConfig] | dict[str, RunConfig], track: bool
     todo = [c for c in configs if not reusable(c)]
     jobs = side_by_side(todo)
     if jobs > 1 and len(todo) > 1:
-        from .sweeps import run_in_subprocesses
+        from ood_explain.experiments.sweeps import run_in_subprocesses
 
         threads = str(torch.get_num_threads())
         if verbose:
             print(f"training {len(todo)} runs, {jobs} side by side ({threads} torch thread(s) each, as in this "
                   "kernel: the same numbers as one after the other)", flush=True)
-        worker = "ood_explain.notebook" if track else "ood_explain.sweeps"
+        worker = "ood_explain.teaching.notebook" if track else "ood_explain.experiments.sweeps"
         try:
             run_in_subprocesses(todo, [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}] * jobs,
                                 worker=worker)

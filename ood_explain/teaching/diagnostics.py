@@ -17,11 +17,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import augment
-from .experiments import RunConfig, load_data, resolve, run_experiment
-from .metrics import auroc
-from .models import ContrastiveModel
-from .scores import extract_features
+from ood_explain.core import augment
+from ood_explain.experiments.runs import RunConfig, load_data, resolve, run_experiment
+from ood_explain.core.metrics import auroc
+from ood_explain.core.models import ContrastiveModel
+from ood_explain.core.scores import extract_features
 
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 

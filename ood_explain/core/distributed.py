@@ -9,7 +9,7 @@ How a step stays equal to a single-process step on the same global batch:
 
 * Data: every process draws the same permutation of the ID images per epoch, seeded by (seed, epoch),
   and takes its own slice of each global batch: step s of rank r uses positions
-  ``(s * world_size + r) * batch_size ...`` (see :func:`ood_explain.training.train`). The union over ranks of
+  ``(s * world_size + r) * batch_size ...`` (see :func:`ood_explain.core.training.train`). The union over ranks of
   step s is exactly the single-process batch of size ``batch_size * world_size``. This is what
   ``DistributedSampler`` with ``set_epoch(epoch)`` does, without a sampler object (the data already sit
   on the device).

@@ -20,21 +20,23 @@ import copy
 import html
 import io
 
-import ipywidgets as W
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import augment
-from .augment import AugmentConfig
-from .experiments import evaluation_sets, id_and_ood, load_data
-from .metrics import auroc
-from .viz import ID_COLOR, OOD_COLOR, SCORE_LABELS
+from ood_explain.teaching.extras import need
+from ood_explain.core import augment
+from ood_explain.core.augment import AugmentConfig
+from ood_explain.experiments.runs import evaluation_sets, id_and_ood, load_data
+from ood_explain.core.metrics import auroc
+from ood_explain.teaching.viz import ID_COLOR, OOD_COLOR, SCORE_LABELS
 
 ROTATIONS = (0, 90, 180, 270)
+
+W = need("ipywidgets")
+go = need("plotly.graph_objects")
 
 
 # ------------------------------------------------------------------------------------- image helpers
@@ -392,7 +394,7 @@ class UmapExplorer:
     def __init__(self, model, id_images: torch.Tensor, ood_images: torch.Tensor,
                  id_labels: torch.Tensor | None = None, ood_labels: torch.Tensor | None = None,
                  n_neighbors: int = 15, seed: int = 0) -> None:
-        from .scores import extract_features
+        from ood_explain.core.scores import extract_features
 
         self.images = torch.cat([id_images, ood_images])
         self.is_id = np.concatenate([np.ones(len(id_images), bool), np.zeros(len(ood_images), bool)])
@@ -431,7 +433,7 @@ class UmapExplorer:
 
     @classmethod
     def from_run(cls, run, per_side: int = 300, **kwargs) -> UmapExplorer:
-        """An explorer of a finished :class:`ood_explain.notebook.Run`: its model and `per_side` ID and
+        """An explorer of a finished :class:`ood_explain.teaching.notebook.Run`: its model and `per_side` ID and
         OOD test images (seeded subsets, the same ones the run's tracked epochs use)."""
         evaluation = evaluation_sets(load_data(run.config).split, per_side, 0, run.config.seed)
         id_test, ood_test = evaluation.id_test, evaluation.ood_test
@@ -440,7 +442,7 @@ class UmapExplorer:
     def embedding(self, space: str) -> np.ndarray:
         """The 2-D UMAP embedding of one feature space (computed once, then cached)."""
         if space not in self.embeddings:
-            import umap
+            umap = need("umap")
 
             reducer = umap.UMAP(n_neighbors=self.n_neighbors, min_dist=0.1, random_state=self.seed, n_jobs=1)
             self.embeddings[space] = reducer.fit_transform(self.features[space])

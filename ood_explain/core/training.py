@@ -1,7 +1,7 @@
-"""The training step and the training loop, one each, for every method of :mod:`ood_explain.methods`.
+"""The training step and the training loop, one each, for every method of :mod:`ood_explain.core.methods`.
 
 Images stay on the compute device as uint8; each step indexes a batch, makes the views there
-(:mod:`ood_explain.augment`), and runs ID and OE views through the network in ONE forward pass, so
+(:mod:`ood_explain.core.augment`), and runs ID and OE views through the network in ONE forward pass, so
 BatchNorm normalizes over the mixed batch as in the paper. Checkpoints are written atomically after
 every epoch and hold everything needed to resume (model, optimizer, cosine schedule, RNG states,
 history).
@@ -22,11 +22,15 @@ from typing import Iterator
 import torch
 from tqdm.auto import tqdm
 
-from . import augment, distributed, methods
-from .augment import AugmentConfig
-from .distributed import world
-from .methods import Forward, Method
-from .models import ContrastiveModel
+from ood_explain.core import augment
+
+from ood_explain.core import distributed
+
+from ood_explain.core import methods
+from ood_explain.core.augment import AugmentConfig
+from ood_explain.core.distributed import world
+from ood_explain.core.methods import Forward, Method
+from ood_explain.core.models import ContrastiveModel
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -65,9 +69,11 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     log_every: int = 20
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    method_params: dict = field(default_factory=dict)  # the method's own hyper-parameters (Method.params)
 
     def __post_init__(self) -> None:
         method = methods.get(self.method)
+        self.method_params = methods.resolve_params(method, self.method_params)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if isinstance(self.augment, dict):
@@ -131,7 +137,7 @@ class TrainingStep:
             h, z = self.forward_model(x)
             logit = unwrap(self.forward_model).logit(h) if self.method.classifier else None
             forward = Forward(h, z, n_id, logit)
-            loss = self.method.loss(forward, alpha, self.config.temperature)
+            loss = self.method.loss(forward, alpha, self.config.temperature, **self.config.method_params)
         with torch.no_grad():
             id_norm = forward.z_id.float().norm(dim=1).mean()
             oe_norm = forward.z_oe.float().norm(dim=1).mean() if n_id < len(z) else torch.full_like(id_norm, float("nan"))
@@ -224,7 +230,11 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
 
 
 def _config_dict(config: TrainConfig) -> dict:
-    return dataclasses.asdict(config)
+    """The checkpoint's record of `config` (``method_params`` only for a method that has any)."""
+    record = dataclasses.asdict(config)
+    if not record["method_params"]:
+        del record["method_params"]
+    return record
 
 
 # Settings that shape the training trajectory: a checkpoint resumes only under the same values.
@@ -256,7 +266,8 @@ def check_same_run(saved: dict, config: TrainConfig, checkpoint: Path) -> None:
     """Refuse to resume a checkpoint written under different training settings (e.g. another method in the
     same --out folder)."""
     current = _config_dict(config)
-    refuse_other_settings(saved, {key: current[key] for key in TRAJECTORY_KEYS}, checkpoint)
+    keys = TRAJECTORY_KEYS + (("method_params",) if "method_params" in current else ())
+    refuse_other_settings(saved, {key: current[key] for key in keys}, checkpoint)
 
 
 def check_images(images: torch.Tensor, what: str) -> None:

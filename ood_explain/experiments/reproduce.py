@@ -1,6 +1,6 @@
 """``ood-explain reproduce NAME``: a paper table end to end, resumable, written next to the paper's numbers.
 
-Each table is a list of methods x classes (x seeds) of one protocol, run by :func:`ood_explain.sweeps.sweep`:
+Each table is a list of methods x classes (x seeds) of one protocol, run by :func:`ood_explain.experiments.sweeps.sweep`:
 finished runs are skipped, interrupted ones resume from their checkpoint. Runs can go side by side as
 single-thread CPU subprocesses (``jobs``) or several per GPU (``jobs_per_gpu``).
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .bench import hardware as describe_device
-from .experiments import PRESETS, RunConfig, resolve
-from .sweeps import class_count, sweep
+from ood_explain.core.machine import hardware as describe_device
+from ood_explain.experiments.runs import PRESETS, RunConfig, resolve
+from ood_explain.experiments.sweeps import class_count, sweep
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def reproduce(
     restart: bool = False,
 ) -> pd.DataFrame:
     """Run (or resume) the table `name` over `seeds` and write ``results.md`` / ``results.csv`` beside its
-    runs; returns the summary (mean, std and count per class and method, see :func:`ood_explain.sweeps.summarize`).
+    runs; returns the summary (mean, std and count per class and method, see :func:`ood_explain.experiments.sweeps.summarize`).
 
     `epochs` / `warmup_epochs` override the preset (a shorter run, e.g. on a time-limited GPU): the default
     folder then names the epochs, so runs of different lengths never mix, and the table says so; an `oe`
@@ -143,14 +143,9 @@ def budget_epochs(steps: int) -> int:
     return steps // per_epoch
 
 
-def write_static_image(figure, path: Path, width: int = 1150, height: int = 520) -> str:
-    """Write `figure` as a PNG (plotly + kaleido, which drives a Chrome or Chromium; ``pip install
-    'ood-explain[figures]'``) and say so; when that is not possible, say why (the HTML file has the figure)."""
-    try:
-        figure.write_image(path, width=width, height=height)
-    except (ImportError, ValueError, RuntimeError) as error:  # kaleido missing, or no browser for it
-        return f"{path.name} not written ({type(error).__name__}: {str(error).splitlines()[0][:160]})"
-    return f"figure: {path}"
+def budget_root(name: str) -> Path:
+    """The default folder of budget study `name`."""
+    return Path(f"runs/reproduce/{name}")
 
 
 def budget_study(name: str, out: str | Path | None = None, data_root: str | None = None,
@@ -158,12 +153,10 @@ def budget_study(name: str, out: str | Path | None = None, data_root: str | None
                  methods: list[str] | None = None, classes: list[int] | None = None,
                  progress: bool = True, restart: bool = False) -> pd.DataFrame:
     """Run (or resume) the study `name`: a sweep per budget into ``OUT/steps-<N>/``. Writes ``budget.csv``
-    and ``budget.md`` (class-mean AUROC per budget and method, mean ± std over seeds) and ``budget.html``
-    (AUROC against steps with error bars; ‖z‖ of ID and OE views per epoch at the longest budget)."""
-    from .viz import budget_figures
-
+    and ``budget.md`` (class-mean AUROC per budget and method, mean ± std over seeds); the figures are
+    :func:`ood_explain.teaching.viz.write_budget_report` (``ood-explain reproduce`` writes them)."""
     study = STUDIES[name]
-    root = Path(out or f"runs/reproduce/{name}")
+    root = Path(out or budget_root(name))
     rows = []
     for budget in steps or study.steps:
         base = RunConfig(dataset=study.dataset, protocol="one-vs-rest", preset="lite", data_root=data_root,
@@ -181,8 +174,5 @@ def budget_study(name: str, out: str | Path | None = None, data_root: str | None
     (root / "budget.md").write_text(
         f"# {name}\n\n{study.note}. Class-mean AUROC (%), mean ± sample std over seeds; command: "
         f"`ood-explain reproduce {name}`.\n\n" + shown.pivot(index="steps", columns="method", values="auroc").to_markdown() + "\n")
-    figure = budget_figures(table, root / f"steps-{max(table['steps'])}")
-    figure.write_html(root / "budget.html", include_plotlyjs=True)
-    print(write_static_image(figure, root / "budget.png"))
     print((root / "budget.md").read_text())
     return table

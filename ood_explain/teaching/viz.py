@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 from sklearn.metrics import roc_curve
 
-from .experiments import Run, id_and_ood
-from .metrics import auroc
+from ood_explain.teaching.extras import need
+from ood_explain.experiments.runs import Run, id_and_ood
+from ood_explain.core.metrics import auroc
 
 ID_COLOR, OOD_COLOR, OE_COLOR = "#1f77b4", "#d62728", "#ff7f0e"
 SCORE_LABELS = {
@@ -28,6 +27,9 @@ SCORE_LABELS = {
 # OECL green, self-OECL orange. Blue and red stay for ID and OOD test images (the histograms).
 METHOD_COLORS = {"simclr": "#9467bd", "oecl": "#2ca02c", "self-oecl": "#ff7f0e", "hsc": "#8c564b", "bce": "#e377c2"}
 OTHER_COLORS = ["#17becf", "#bcbd22", "#7f7f7f", "#1f77b4", "#d62728", "#393b79", "#8c6d31"]
+
+go = need("plotly.graph_objects")
+make_subplots = need("plotly.subplots").make_subplots
 
 
 def _method_key(label: str) -> str:
@@ -348,7 +350,7 @@ def budget_figures(table: pd.DataFrame, longest: str | Path) -> go.Figure:
 
 
 def batchnorm_figure(trace: pd.DataFrame, title: str) -> go.Figure:
-    """Two panels from :func:`ood_explain.diagnostics.batchnorm_trace`: mean ‖z‖ of ID and OOD test images
+    """Two panels from :func:`ood_explain.teaching.diagnostics.batchnorm_trace`: mean ‖z‖ of ID and OOD test images
     per epoch with BatchNorm's running averages (dashed) and with recomputed statistics (solid), beside the
     training views' ‖z‖; and the AUROC of ‖z‖ both ways."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("mean ‖z‖", "AUROC of ‖z‖, full test set"))
@@ -370,3 +372,23 @@ def batchnorm_figure(trace: pd.DataFrame, title: str) -> go.Figure:
     figure.update_yaxes(title_text="AUROC (ID = positive)", range=[0, 1.02], row=1, col=2)
     figure.update_layout(title=title, legend_title="curve", height=430)
     return figure
+
+
+def write_static_image(figure, path: Path, width: int = 1150, height: int = 520) -> str:
+    """Write `figure` as a PNG (plotly + kaleido, which drives a Chrome or Chromium; ``pip install
+    'ood-explain[figures]'``) and say so; when that is not possible, say why (the HTML file has the figure)."""
+    try:
+        figure.write_image(path, width=width, height=height)
+    except (ImportError, ValueError, RuntimeError) as error:  # kaleido missing, or no browser for it
+        return f"{path.name} not written ({type(error).__name__}: {str(error).splitlines()[0][:160]})"
+    return f"figure: {path}"
+
+
+def write_budget_report(table: pd.DataFrame, root: str | Path) -> str:
+    """``budget.html`` (and ``budget.png`` where kaleido can) in `root` for a budget study's table
+    (:func:`ood_explain.experiments.reproduce.budget_study`): AUROC against steps with error bars, and the
+    ‖z‖ of ID and OE views per epoch at the longest budget. Returns what was written, in words."""
+    root = Path(root)
+    figure = budget_figures(table, root / f"steps-{max(table['steps'])}")
+    figure.write_html(root / "budget.html", include_plotlyjs=True)
+    return f"report: {root / 'budget.html'}; " + write_static_image(figure, root / "budget.png")
