@@ -23,23 +23,48 @@ import sys
 import types
 
 from ood_explain.core.data import ImageSet, Split, load_dataset, load_oe, make_split
-from ood_explain.core.methods import Method, get as get_method, register as register_method
+from ood_explain.core.methods import Method
+from ood_explain.core.methods import get as get_method
+from ood_explain.core.methods import register as register_method
 from ood_explain.core.methods import unregister as unregister_method
 from ood_explain.core.metrics import auroc, ood_metrics
 from ood_explain.core.models import ContrastiveModel, build_model
 from ood_explain.core.training import TrainConfig, train
-from ood_explain.experiments.runs import (Run, RunConfig, evaluation_sets, id_and_ood, load_data, make_model,
-                                          run_experiment, score_table)
+from ood_explain.experiments.runs import (
+    Run,
+    RunConfig,
+    evaluation_sets,
+    id_and_ood,
+    load_data,
+    make_model,
+    run_experiment,
+    score_table,
+)
 
 __version__ = "0.1.0"
 
 # Each module's short name -> its place in the layers (``ood_explain.data`` is ``ood_explain.core.data``).
 MODULES = {
-    **{name: f"core.{name}" for name in ("data", "augment", "models", "losses", "methods", "training", "scores",
-                                          "metrics", "distributed", "checks")},
+    **{
+        name: f"core.{name}"
+        for name in (
+            "data",
+            "augment",
+            "models",
+            "losses",
+            "methods",
+            "training",
+            "scores",
+            "metrics",
+            "distributed",
+            "checks",
+        )
+    },
     **{name: f"experiments.{name}" for name in ("sweeps", "reproduce", "quickstart")},
-    **{name: f"teaching.{name}" for name in ("notebook", "viz", "widgets", "exercises", "diagnostics", "claims",
-                                              "notebook_check")},
+    **{
+        name: f"teaching.{name}"
+        for name in ("notebook", "viz", "widgets", "exercises", "diagnostics", "claims", "notebook_check")
+    },
     **{name: f"tools.{name}" for name in ("cli", "bench", "gpu_check")},
 }
 
@@ -72,7 +97,28 @@ def __getattr__(name: str) -> types.ModuleType:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ContrastiveModel", "ImageSet", "Method", "Run", "RunConfig", "Split", "TrainConfig", "auroc",
-           "build_model", "evaluation_sets", "get_method", "id_and_ood", "load_data", "load_dataset", "load_oe",
-           "make_model", "make_split", "ood_metrics", "register_method", "run_experiment", "score_table", "train",
-           "unregister_method"]
+__all__ = [
+    "ContrastiveModel",
+    "ImageSet",
+    "Method",
+    "Run",
+    "RunConfig",
+    "Split",
+    "TrainConfig",
+    "auroc",
+    "build_model",
+    "evaluation_sets",
+    "get_method",
+    "id_and_ood",
+    "load_data",
+    "load_dataset",
+    "load_oe",
+    "make_model",
+    "make_split",
+    "ood_metrics",
+    "register_method",
+    "run_experiment",
+    "score_table",
+    "train",
+    "unregister_method",
+]

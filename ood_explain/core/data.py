@@ -173,8 +173,9 @@ def _image_files(folder: Path) -> list[Path]:
 def class_folders(root: Path) -> list[Path]:
     """The class folders of an ImageFolder tree, sorted: sub-folders that are not hidden (such as
     ``.ipynb_checkpoints``) and hold at least one image file."""
-    return sorted(p for p in root.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and any(map(_is_image_file, p.iterdir())))
+    return sorted(
+        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and any(map(_is_image_file, p.iterdir()))
+    )
 
 
 def split_classes(tree: Path) -> list[str] | None:
@@ -255,9 +256,15 @@ def _read_cache(cache_file: Path, count: int) -> tuple[torch.Tensor, torch.Tenso
     except (OSError, EOFError, RuntimeError, pickle.UnpicklingError):
         return None
     images, labels = (cached.get("images"), cached.get("labels")) if isinstance(cached, dict) else (None, None)
-    valid = (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.dim() == 4
-             and len(images) == count and isinstance(labels, torch.Tensor) and labels.dtype == torch.int64
-             and labels.shape == (count,))
+    valid = (
+        isinstance(images, torch.Tensor)
+        and images.dtype == torch.uint8
+        and images.dim() == 4
+        and len(images) == count
+        and isinstance(labels, torch.Tensor)
+        and labels.dtype == torch.int64
+        and labels.shape == (count,)
+    )
     return (images, labels) if valid else None
 
 
@@ -335,8 +342,11 @@ def _write_cache(cache_file: Path, images: torch.Tensor, labels: torch.Tensor) -
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        warnings.warn(f"could not cache the decoded images in {cache_file} ({reason}); they are decoded again "
-                      "next time (set OOD_EXPLAIN_CACHE to a folder with space)", stacklevel=3)
+        warnings.warn(
+            f"could not cache the decoded images in {cache_file} ({reason}); they are decoded again "
+            "next time (set OOD_EXPLAIN_CACHE to a folder with space)",
+            stacklevel=3,
+        )
 
 
 # ------------------------------------------------------------------------------------- named datasets
@@ -398,18 +408,25 @@ def load_subset_file(path: Path, name: str, split: str) -> ImageSet:
                 images, labels = archive[f"{split}_images"], archive[f"{split}_labels"]
                 classes, label = [str(c) for c in archive["classes"]], str(archive["name"])
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:  # not a zip, truncated, pickled objects
-        raise ValueError(f"cannot read the subset file {path} ({type(error).__name__}: {error}); write it again "
-                         f"with ood-explain export-subset") from None
+        raise ValueError(
+            f"cannot read the subset file {path} ({type(error).__name__}: {error}); write it again "
+            f"with ood-explain export-subset"
+        ) from None
     if missing:
         raise ValueError(f"{path} is not a subset file of ood-explain export-subset (it lacks {', '.join(missing)})")
     if recorded != name:
-        raise ValueError(f"the subset file {path} holds {recorded!r} images, not {name!r}: use --dataset {recorded}, "
-                         f"or another --data-root for {name!r}")
+        raise ValueError(
+            f"the subset file {path} holds {recorded!r} images, not {name!r}: use --dataset {recorded}, "
+            f"or another --data-root for {name!r}"
+        )
     if images.dtype != np.uint8 or images.ndim != 4 or labels.shape != (len(images),):
-        raise ValueError(f"{path}: {split}_images must be uint8 (N, C, H, W) with one label each, got {images.dtype} "
-                         f"{images.shape} and {labels.shape[0] if labels.ndim else 0} labels")
-    return ImageSet(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)), classes, label,
-                    {"path": str(path)})
+        raise ValueError(
+            f"{path}: {split}_images must be uint8 (N, C, H, W) with one label each, got {images.dtype} "
+            f"{images.shape} and {labels.shape[0] if labels.ndim else 0} labels"
+        )
+    return ImageSet(
+        torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)), classes, label, {"path": str(path)}
+    )
 
 
 def load_dataset(
@@ -437,11 +454,13 @@ def load_dataset(
         subset = load_subset_file(data_root, name, split)
         return subset if image_size is None else match_format(subset, subset.channels, image_size)
     if name == "imagefolder":
-        return load_image_folder(data_root / split, image_size, split_classes(data_root),
-                                 name=f"ImageFolder {data_root.name}")
+        return load_image_folder(
+            data_root / split, image_size, split_classes(data_root), name=f"ImageFolder {data_root.name}"
+        )
     if name == "cifar10" and (data_root / "cifar10" / split).is_dir():
-        jpeg = load_image_folder(data_root / "cifar10" / split, image_size, split_classes(data_root / "cifar10"),
-                                 name="CIFAR-10 (JPEG copy)")
+        jpeg = load_image_folder(
+            data_root / "cifar10" / split, image_size, split_classes(data_root / "cifar10"), name="CIFAR-10 (JPEG copy)"
+        )
         jpeg.notes["source"] = "JPEG re-encoded copy; values differ slightly from the torchvision download"
         return jpeg
     tv = torchvision.datasets
@@ -474,11 +493,15 @@ def load_dataset(
             name,
             data_root / expected,
             "run with --download on a machine with internet"
-            + (", or `apt-get install dataset-fashion-mnist` and gunzip its files into FashionMNIST/raw/"
-               if name == "fashion-mnist" else ""),
+            + (
+                ", or `apt-get install dataset-fashion-mnist` and gunzip its files into FashionMNIST/raw/"
+                if name == "fashion-mnist"
+                else ""
+            ),
         ) from error
-    imageset = _from_torchvision(dataset, list(dataset.classes) if hasattr(dataset, "classes") else
-                                 [str(i) for i in range(10)], label)
+    imageset = _from_torchvision(
+        dataset, list(dataset.classes) if hasattr(dataset, "classes") else [str(i) for i in range(10)], label
+    )
     if name == "mnist" and len(imageset) not in (60000, 10000):
         imageset.name = f"MNIST ({len(imageset)}-image copy)"
     return imageset if image_size is None else match_format(imageset, imageset.channels, image_size)
@@ -573,7 +596,9 @@ def sample_photo_crops(count: int, size: int, channels: int, seed: int = 0) -> I
         left = int(rng.integers(0, photo.shape[2] - side + 1))
         crops.append(resize_square(photo[None, :, top : top + side, left : left + side], size))
     images = convert_channels(torch.cat(crops), channels)
-    return ImageSet(images, torch.zeros(count, dtype=torch.int64), ["photo"], "scikit-learn sample photos (random crops)")
+    return ImageSet(
+        images, torch.zeros(count, dtype=torch.int64), ["photo"], "scikit-learn sample photos (random crops)"
+    )
 
 
 def few_shot(imageset: ImageSet, shots: int, seed: int = 0) -> ImageSet:

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -45,8 +45,9 @@ from torch import nn
 
 # torch 2.14 marks torch.distributed.nn.functional deprecated; its all_gather/all_reduce are still the
 # public collectives whose backward carries gradients across ranks (what NT-Xent and GlobalBatchNorm need).
-warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.\w+ is deprecated",
-                        category=FutureWarning)
+warnings.filterwarnings(
+    "ignore", message=r"torch\.distributed\.nn\.functional\.\w+ is deprecated", category=FutureWarning
+)
 
 
 def world() -> tuple[int, int]:
@@ -192,8 +193,9 @@ def convert_batchnorm(module: nn.Module, device: torch.device | None = None) -> 
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
-        new = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                              module.track_running_stats)
+        new = GlobalBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
         if module.affine:
             new.weight, new.bias = module.weight, module.bias
         if module.track_running_stats:
@@ -217,8 +219,9 @@ def wrap_model(model: nn.Module, device: torch.device, unused: tuple[str, ...] =
     """
     if world()[1] == 1:
         return model
-    device_ids = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else None
+    device_ids = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    )
     ignored = [name for name, _ in model.named_parameters() if set(name.split(".")) & set(unused)]
     if ignored:
         nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, ignored)

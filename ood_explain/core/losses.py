@@ -106,6 +106,6 @@ def bce_loss(logit_id: torch.Tensor, logit_oe: torch.Tensor) -> torch.Tensor:
     """
     _check_rows("bce_loss", ID=logit_id, OE=logit_oe)
     logit_id, logit_oe = _at_least_fp32(logit_id), _at_least_fp32(logit_oe)
-    return F.binary_cross_entropy_with_logits(
-        logit_id, torch.ones_like(logit_id)
-    ) + F.binary_cross_entropy_with_logits(logit_oe, torch.zeros_like(logit_oe))
+    return F.binary_cross_entropy_with_logits(logit_id, torch.ones_like(logit_id)) + F.binary_cross_entropy_with_logits(
+        logit_oe, torch.zeros_like(logit_oe)
+    )

@@ -18,15 +18,13 @@ import importlib
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import metadata
-from typing import Callable
 
 import torch
 
-from ood_explain.core import augment
-
-from ood_explain.core import losses
+from ood_explain.core import augment, losses
 from ood_explain.core.augment import AugmentConfig
 from ood_explain.core.scores import Features
 
@@ -50,7 +48,9 @@ class Forward:
         return self.z[self.n_id :]
 
 
-ViewBuilder = Callable[[torch.Tensor, "torch.Tensor | None", AugmentConfig, torch.Generator], "tuple[torch.Tensor, int]"]
+ViewBuilder = Callable[
+    [torch.Tensor, "torch.Tensor | None", AugmentConfig, torch.Generator], "tuple[torch.Tensor, int]"
+]
 Loss = Callable[..., torch.Tensor]  # (forward, alpha, temperature, **the method's params) -> scalar
 Score = Callable[[Features], torch.Tensor]  # features of N images -> (N,), higher = more ID
 
@@ -111,8 +111,9 @@ def register(method: Method, source: str | None = None) -> Method:
     old = REGISTRY.get(method.name)
     if old is not None:
         if old.source == BUILT_IN:
-            raise ValueError(f"{method.name!r} is a built-in method and cannot be replaced; register yours under "
-                             "another name")
+            raise ValueError(
+                f"{method.name!r} is a built-in method and cannot be replaced; register yours under another name"
+            )
         warnings.warn(f"method {method.name!r} (from {old.source}) replaced by the one from {source}", stacklevel=2)
     REGISTRY[method.name] = method
     return method
@@ -135,8 +136,10 @@ def load_plugins(modules: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Import the plugin modules (the entry points of group :data:`ENTRY_POINTS`, then
     ``$OOD_EXPLAIN_PLUGINS``, then `modules`), each once; importing one registers its methods. Returns the
     modules imported now. A module that cannot be imported is a one-line error naming it and where it was named."""
-    named = [(ep.value.split(":")[0], f"entry point {ep.name!r} of group {ENTRY_POINTS}")
-             for ep in metadata.entry_points(group=ENTRY_POINTS)]
+    named = [
+        (ep.value.split(":")[0], f"entry point {ep.name!r} of group {ENTRY_POINTS}")
+        for ep in metadata.entry_points(group=ENTRY_POINTS)
+    ]
     named += [(m, f"${PLUGINS_VARIABLE}") for m in plugin_modules()] + [(m, "the plugin list") for m in modules]
     imported = []
     for module, where in named:
@@ -170,9 +173,12 @@ def get(name: str, source: str | None = None) -> Method:
     if name not in REGISTRY:
         load_plugins([source] if source and source != "__main__" else [])
     if name not in REGISTRY:
-        hint = (f" (it was defined in a notebook or script, {source}: run the cell that registers it first, or "
-                "move it into a module)" if source == "__main__" else
-                f"; a plugin's method needs its module: --plugin MODULE or ${PLUGINS_VARIABLE}")
+        hint = (
+            f" (it was defined in a notebook or script, {source}: run the cell that registers it first, or "
+            "move it into a module)"
+            if source == "__main__"
+            else f"; a plugin's method needs its module: --plugin MODULE or ${PLUGINS_VARIABLE}"
+        )
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(REGISTRY)}{hint}")
     return REGISTRY[name]
 
@@ -184,10 +190,12 @@ def resolve_params(method: Method, given: dict | None) -> dict:
     unknown = sorted(set(given) - set(method.params))
     if unknown:
         have = ", ".join(method.params) or "none"
-        raise ValueError(f"method {method.name!r} has no hyper-parameter {', '.join(map(repr, unknown))} "
-                         f"(its own: {have})")
-    return {name: _as_type(method.name, name, given.get(name, default), default)
-            for name, default in method.params.items()}
+        raise ValueError(
+            f"method {method.name!r} has no hyper-parameter {', '.join(map(repr, unknown))} (its own: {have})"
+        )
+    return {
+        name: _as_type(method.name, name, given.get(name, default), default) for name, default in method.params.items()
+    }
 
 
 def _as_type(method: str, name: str, value, default):
@@ -211,8 +219,9 @@ def two_views(id_images, oe_images, config: AugmentConfig, generator: torch.Gene
     return torch.cat([v1, v2]), 2 * len(id_images)
 
 
-def two_views_and_oe(id_images, oe_images, config: AugmentConfig,
-                     generator: torch.Generator) -> tuple[torch.Tensor, int]:
+def two_views_and_oe(
+    id_images, oe_images, config: AugmentConfig, generator: torch.Generator
+) -> tuple[torch.Tensor, int]:
     """[ID views 1; ID views 2; OE views 1; OE views 2]: 2B ID rows, then two views of the B OE images."""
     if oe_images is None:
         raise ValueError("this method needs an OE batch")
@@ -255,19 +264,50 @@ def classifier_loss(forward: Forward, alpha: float, temperature: float) -> torch
 
 # ------------------------------------------------------------------------------------------------ records
 
-SIMCLR = register(Method(
-    "simclr", "SimCLR: NT-Xent on two views; the norm of z is a by-product", two_views, contrastive_loss))
-OECL = register(Method(
-    "oecl", "OECL: NT-Xent on ID views + alpha * mean ||z|| of external OE views, one forward pass",
-    two_views_and_oe, contrastive_and_oe_norm_loss, external_oe=True, oe_norm_term=True))
-SELF_OECL = register(Method(
-    "self-oecl", "self-OECL: 0/90 degree rotations are ID instances, 180/270 degree rotations are OE",
-    rotated_views, contrastive_and_oe_norm_loss, oe_norm_term=True, rows_per_image=2))
-HSC = register(Method(
-    "hsc", "Hypersphere classifier with OE: ID near the origin, OE far from it (Ruff et al. 2021)",
-    two_views_and_oe, hypersphere_loss, main_score="hsc",
-    own_scores={"hsc": lambda features: -losses.hsc_distance(features.z)}, external_oe=True))
-BCE = register(Method(
-    "bce", "Binary normal-vs-OE classifier on the backbone features", two_views_and_oe, classifier_loss,
-    main_score="bce", own_scores={"bce": lambda features: features.logit}, external_oe=True, classifier=True,
-    unused_modules=("head",)))
+SIMCLR = register(
+    Method("simclr", "SimCLR: NT-Xent on two views; the norm of z is a by-product", two_views, contrastive_loss)
+)
+OECL = register(
+    Method(
+        "oecl",
+        "OECL: NT-Xent on ID views + alpha * mean ||z|| of external OE views, one forward pass",
+        two_views_and_oe,
+        contrastive_and_oe_norm_loss,
+        external_oe=True,
+        oe_norm_term=True,
+    )
+)
+SELF_OECL = register(
+    Method(
+        "self-oecl",
+        "self-OECL: 0/90 degree rotations are ID instances, 180/270 degree rotations are OE",
+        rotated_views,
+        contrastive_and_oe_norm_loss,
+        oe_norm_term=True,
+        rows_per_image=2,
+    )
+)
+HSC = register(
+    Method(
+        "hsc",
+        "Hypersphere classifier with OE: ID near the origin, OE far from it (Ruff et al. 2021)",
+        two_views_and_oe,
+        hypersphere_loss,
+        main_score="hsc",
+        own_scores={"hsc": lambda features: -losses.hsc_distance(features.z)},
+        external_oe=True,
+    )
+)
+BCE = register(
+    Method(
+        "bce",
+        "Binary normal-vs-OE classifier on the backbone features",
+        two_views_and_oe,
+        classifier_loss,
+        main_score="bce",
+        own_scores={"bce": lambda features: features.logit},
+        external_oe=True,
+        classifier=True,
+        unused_modules=("head",),
+    )
+)

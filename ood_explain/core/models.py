@@ -129,8 +129,10 @@ class ContrastiveModel(nn.Module):
         super().__init__()
         feature_dim = feature_dim or getattr(encoder, "feature_dim", None)
         if not feature_dim:
-            raise ValueError("pass feature_dim=F (the size of the encoder's output features), or give the encoder "
-                             "a feature_dim attribute")
+            raise ValueError(
+                "pass feature_dim=F (the size of the encoder's output features), or give the encoder "
+                "a feature_dim attribute"
+            )
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         self.encoder = encoder

@@ -15,18 +15,14 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from tqdm.auto import tqdm
 
-from ood_explain.core import augment
-
-from ood_explain.core import distributed
-
-from ood_explain.core import methods
+from ood_explain.core import augment, distributed, methods
 from ood_explain.core.augment import AugmentConfig
 from ood_explain.core.distributed import world
 from ood_explain.core.methods import Forward, Method
@@ -83,8 +79,10 @@ class TrainConfig:
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if method.oe_norm_term and self.alpha and self.warmup_epochs >= self.epochs:
-            raise ValueError(f"{self.warmup_epochs} warm-up epochs of {self.epochs}: the OE term (alpha) would "
-                             f"never be used; lower --warmup-epochs below --epochs")
+            raise ValueError(
+                f"{self.warmup_epochs} warm-up epochs of {self.epochs}: the OE term (alpha) would "
+                f"never be used; lower --warmup-epochs below --epochs"
+            )
 
 
 def unwrap(model: torch.nn.Module) -> ContrastiveModel:
@@ -119,9 +117,17 @@ class TrainingStep:
     tensor [loss, mean ||z|| of ID rows, mean ||z|| of OE rows (NaN without OE rows)] on the device.
     """
 
-    def __init__(self, model: ContrastiveModel, forward_model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 method: Method, config: TrainConfig, generator: torch.Generator, dtype: torch.dtype | None,
-                 memory_format: torch.memory_format) -> None:
+    def __init__(
+        self,
+        model: ContrastiveModel,
+        forward_model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        method: Method,
+        config: TrainConfig,
+        generator: torch.Generator,
+        dtype: torch.dtype | None,
+        memory_format: torch.memory_format,
+    ) -> None:
         self.model, self.forward_model, self.optimizer = model, forward_model, optimizer
         self.method, self.config, self.generator = method, config, generator
         self.dtype, self.memory_format = dtype, memory_format
@@ -140,7 +146,9 @@ class TrainingStep:
             loss = self.method.loss(forward, alpha, self.config.temperature, **self.config.method_params)
         with torch.no_grad():
             id_norm = forward.z_id.float().norm(dim=1).mean()
-            oe_norm = forward.z_oe.float().norm(dim=1).mean() if n_id < len(z) else torch.full_like(id_norm, float("nan"))
+            oe_norm = (
+                forward.z_oe.float().norm(dim=1).mean() if n_id < len(z) else torch.full_like(id_norm, float("nan"))
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -169,8 +177,15 @@ def make_training_step(model: ContrastiveModel, config: TrainConfig, device: tor
     return TrainingStep(model, forward_model, optimizer, method, config, generator, dtype, memory_format)
 
 
-def batches(id_images: torch.Tensor, oe_images: torch.Tensor | None, batch_size: int, steps: int, epoch: int,
-            seed: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+def batches(
+    id_images: torch.Tensor,
+    oe_images: torch.Tensor | None,
+    batch_size: int,
+    steps: int,
+    epoch: int,
+    seed: int,
+    generator: torch.Generator,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """The (ID batch, OE batch or None) pairs of one epoch on the images' device.
 
     The ID order is one permutation per (seed, epoch), the same on every process; process r takes slice r
@@ -204,8 +219,10 @@ def save_checkpoint(path: Path, state: dict) -> None:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
             number = error.errno if isinstance(error, OSError) else None
             fix = "free some disk space" if number in (None, errno.ENOSPC, errno.EDQUOT) else "fix that"
-            message = (f"cannot write the checkpoint {path}: {reason}. Any previous checkpoint is kept; {fix} and "
-                       "rerun the same command to resume from it")
+            message = (
+                f"cannot write the checkpoint {path}: {reason}. Any previous checkpoint is kept; {fix} and "
+                "rerun the same command to resume from it"
+            )
             raise (OSError(number, message) if number is not None else OSError(message)) from None
         raise
 
@@ -222,8 +239,10 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
     except FileNotFoundError:
         raise
     except Exception as error:  # torch raises several types for damaged files (RuntimeError, EOFError, pickle)
-        raise UnreadableCheckpointError(f"checkpoint {path} is unreadable ({type(error).__name__}); delete it or "
-                                        "use --restart to train from scratch") from error
+        raise UnreadableCheckpointError(
+            f"checkpoint {path} is unreadable ({type(error).__name__}); delete it or "
+            "use --restart to train from scratch"
+        ) from error
     if not isinstance(state, dict) or not {"model", "config", "epoch"} <= set(state):
         raise UnreadableCheckpointError(f"{path} is not an ood-explain checkpoint; delete it or use --restart")
     return state
@@ -238,28 +257,48 @@ def _config_dict(config: TrainConfig) -> dict:
 
 
 # Settings that shape the training trajectory: a checkpoint resumes only under the same values.
-TRAJECTORY_KEYS = ("method", "epochs", "batch_size", "lr", "momentum", "weight_decay", "temperature", "alpha",
-                   "warmup_epochs", "seed", "max_steps_per_epoch", "augment")
+TRAJECTORY_KEYS = (
+    "method",
+    "epochs",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "temperature",
+    "alpha",
+    "warmup_epochs",
+    "seed",
+    "max_steps_per_epoch",
+    "augment",
+)
 
 
 def setting_differences(saved: dict, current: dict, place: str = "checkpoint") -> list[str]:
     """One ``"key: SAVED in the PLACE, CURRENT now"`` item per key of `current` whose value differs in
     `saved` (compared as JSON, so tuples equal lists)."""
     saved, current = json.loads(json.dumps(saved)), json.loads(json.dumps(current))
-    return [f"{key}: {saved.get(key)!r} in the {place}, {value!r} now"
-            for key, value in current.items() if saved.get(key) != value]
+    return [
+        f"{key}: {saved.get(key)!r} in the {place}, {value!r} now"
+        for key, value in current.items()
+        if saved.get(key) != value
+    ]
 
 
 def refuse_other_settings(saved: dict | None, current: dict, checkpoint: Path, what: str = "settings") -> None:
     """Raise when `saved` (the checkpoint's record) differs from `current` in any key of `current`: the
     error names each differing setting and the two ways out. A checkpoint without the record is refused."""
     if saved is None:
-        raise ValueError(f"cannot resume {checkpoint}: it does not record its {what} (an older version wrote it). "
-                         "Use a new --out folder, or --restart to train from scratch.")
+        raise ValueError(
+            f"cannot resume {checkpoint}: it does not record its {what} (an older version wrote it). "
+            "Use a new --out folder, or --restart to train from scratch."
+        )
     differing = setting_differences(saved, current)
     if differing:
-        raise ValueError(f"cannot resume {checkpoint}: it was written with other settings ("
-                         + "; ".join(differing) + "). Use a new --out folder, or --restart to train from scratch.")
+        raise ValueError(
+            f"cannot resume {checkpoint}: it was written with other settings ("
+            + "; ".join(differing)
+            + "). Use a new --out folder, or --restart to train from scratch."
+        )
 
 
 def check_same_run(saved: dict, config: TrainConfig, checkpoint: Path) -> None:
@@ -279,12 +318,15 @@ def check_images(images: torch.Tensor, what: str) -> None:
     if images.dtype == torch.uint8:
         return
     if not images.is_floating_point():
-        raise ValueError(f"{what} must be uint8 (0..255) or floating point in [0, 1], got {images.dtype}; "
-                         f"convert them with .to(torch.uint8) (values 0..255) or .float() / 255")
+        raise ValueError(
+            f"{what} must be uint8 (0..255) or floating point in [0, 1], got {images.dtype}; "
+            f"convert them with .to(torch.uint8) (values 0..255) or .float() / 255"
+        )
     if len(images) == 0:
         return
-    low, high, finite = torch.stack([images.min().float(), images.max().float(),
-                                     torch.isfinite(images).all().float()]).tolist()
+    low, high, finite = torch.stack(
+        [images.min().float(), images.max().float(), torch.isfinite(images).all().float()]
+    ).tolist()
     if not finite:
         raise ValueError(f"{what} contain NaN or infinite values")
     if low < 0 or high > 1:
@@ -303,8 +345,10 @@ def _diverged(model: ContrastiveModel, step: TrainingStep, id_images: torch.Tens
     tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
     was_training = model.training
     model.eval()
-    with torch.no_grad(), torch.autocast(id_images.device.type, dtype=step.dtype or torch.float32,
-                                         enabled=step.dtype is not None):
+    with (
+        torch.no_grad(),
+        torch.autocast(id_images.device.type, dtype=step.dtype or torch.float32, enabled=step.dtype is not None),
+    ):
         x = augment.to_float(id_images[:DIVERGENCE_PROBE]).contiguous(memory_format=step.memory_format)
         h, z = model(x)
     model.train(was_training)
@@ -314,7 +358,9 @@ def _diverged(model: ContrastiveModel, step: TrainingStep, id_images: torch.Tens
 
 def _what_was_kept(checkpoint: Path | str | None, epoch: int) -> str:
     """For a stopped run's error: the checkpoint that keeps the last finished epoch, or that none was written."""
-    return f"the checkpoint {checkpoint} keeps epoch {epoch}" if checkpoint and epoch > 0 else "no checkpoint was written"
+    return (
+        f"the checkpoint {checkpoint} keeps epoch {epoch}" if checkpoint and epoch > 0 else "no checkpoint was written"
+    )
 
 
 def train(
@@ -356,8 +402,10 @@ def train(
     device = id_images.device
     rank, world_size = world()
     if len(id_images) < 2 * world_size:
-        raise ValueError(f"{len(id_images)} ID training image(s): a contrastive batch needs at least 2 per process; "
-                         "pick a class with more training images")
+        raise ValueError(
+            f"{len(id_images)} ID training image(s): a contrastive batch needs at least 2 per process; "
+            "pick a class with more training images"
+        )
     steps = len(id_images) // (config.batch_size * world_size)
     if steps == 0:
         raise ValueError(
@@ -381,8 +429,13 @@ def train(
         step.generator.set_state(state["generator"].cpu())
         history, start_epoch = list(state["history"]), int(state["epoch"])
 
-    bar = tqdm(total=steps * (config.epochs - start_epoch), desc=method.name, disable=not progress or rank != 0,
-               leave=False, unit="step")
+    bar = tqdm(
+        total=steps * (config.epochs - start_epoch),
+        desc=method.name,
+        disable=not progress or rank != 0,
+        leave=False,
+        unit="step",
+    )
     oe_for_batches = oe_images if method.external_oe else None
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
@@ -390,7 +443,8 @@ def train(
         model.train()
         sums = torch.zeros(3, device=device)
         for index, (id_batch, oe_batch) in enumerate(
-                batches(id_images, oe_for_batches, config.batch_size, steps, epoch, config.seed, step.generator)):
+            batches(id_images, oe_for_batches, config.batch_size, steps, epoch, config.seed, step.generator)
+        ):
             sums += step(id_batch, oe_batch, alpha)
             bar.update(1)
             if (index + 1) % config.log_every == 0 or index + 1 == steps:
@@ -416,20 +470,35 @@ def train(
                 f"lower learning rate (--lr, now {config.lr}) and --restart."
             )
         loss_mean, id_mean, oe_mean = (distributed.all_mean(sums) / steps).tolist()  # means over all ranks
-        history.append({
-            "epoch": epoch + 1, "loss": loss_mean, "id_norm": id_mean, "oe_norm": oe_mean, "alpha": alpha,
-            "lr": step.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started,
-        })
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": loss_mean,
+                "id_norm": id_mean,
+                "oe_norm": oe_mean,
+                "alpha": alpha,
+                "lr": step.optimizer.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - started,
+            }
+        )
         scheduler.step()
         if on_epoch_end is not None and rank == 0:
             on_epoch_end(epoch + 1, model, history[-1])
         if checkpoint and rank == 0:
             try:
-                save_checkpoint(checkpoint, {
-                    "model": model.state_dict(), "optimizer": step.optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "generator": step.generator.get_state(),
-                    "epoch": epoch + 1, "history": history, "config": _config_dict(config), "run": identity,
-                })
+                save_checkpoint(
+                    checkpoint,
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": step.optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "generator": step.generator.get_state(),
+                        "epoch": epoch + 1,
+                        "history": history,
+                        "config": _config_dict(config),
+                        "run": identity,
+                    },
+                )
             except BaseException:
                 bar.close()  # so that the error (a full disk) is a line of its own, not the progress bar's tail
                 raise

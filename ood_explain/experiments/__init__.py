@@ -6,11 +6,42 @@
 (``from ood_explain.experiments import RunConfig``).
 """
 
-from ood_explain.experiments.runs import (EVALUATION, PRESETS, Run, RunConfig, RunFolderInUse, class_name,
-                                          evaluation_sets, folder_lock, id_and_ood, is_finished, load_data,
-                                          make_model, model_settings, resolve, reusable, run_experiment,
-                                          score_table)
+from ood_explain.experiments.runs import (
+    EVALUATION,
+    PRESETS,
+    Run,
+    RunConfig,
+    RunFolderInUse,
+    class_name,
+    evaluation_sets,
+    folder_lock,
+    id_and_ood,
+    is_finished,
+    load_data,
+    make_model,
+    model_settings,
+    resolve,
+    reusable,
+    run_experiment,
+    score_table,
+)
 
-__all__ = ["EVALUATION", "PRESETS", "Run", "RunConfig", "RunFolderInUse", "class_name", "evaluation_sets",
-           "folder_lock", "id_and_ood", "is_finished", "load_data", "make_model", "model_settings", "resolve",
-           "reusable", "run_experiment", "score_table"]
+__all__ = [
+    "EVALUATION",
+    "PRESETS",
+    "Run",
+    "RunConfig",
+    "RunFolderInUse",
+    "class_name",
+    "evaluation_sets",
+    "folder_lock",
+    "id_and_ood",
+    "is_finished",
+    "load_data",
+    "make_model",
+    "model_settings",
+    "resolve",
+    "reusable",
+    "run_experiment",
+    "score_table",
+]

@@ -16,5 +16,6 @@ def need(module: str) -> types.ModuleType:
         return importlib.import_module(module)
     except ModuleNotFoundError as error:
         top = module.split(".")[0]
-        raise ModuleNotFoundError(f"{top} is not installed; the figures, widgets and notebooks need the notebooks "
-                                  f"extra: {EXTRA}", name=top) from error
+        raise ModuleNotFoundError(
+            f"{top} is not installed; the figures, widgets and notebooks need the notebooks extra: {EXTRA}", name=top
+        ) from error
