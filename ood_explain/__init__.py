@@ -22,8 +22,9 @@ import importlib.machinery
 import sys
 import types
 
-from ood_explain.core.data import ImageSet, Split, load_dataset, load_oe, make_split
-from ood_explain.core.methods import Method
+from ood_explain.core.data import CIFAR10_MEAN, CIFAR10_STD, ImageSet, Split, load_dataset, load_oe, make_split
+from ood_explain.core.losses import mean_norm, nt_xent, oecl_loss
+from ood_explain.core.methods import Forward, Method, rotated_views, two_views, two_views_and_oe
 from ood_explain.core.methods import get as get_method
 from ood_explain.core.methods import register as register_method
 from ood_explain.core.methods import unregister as unregister_method
@@ -98,7 +99,10 @@ def __getattr__(name: str) -> types.ModuleType:
 
 
 __all__ = [
+    "CIFAR10_MEAN",
+    "CIFAR10_STD",
     "ContrastiveModel",
+    "Forward",
     "ImageSet",
     "Method",
     "Run",
@@ -115,10 +119,16 @@ __all__ = [
     "load_oe",
     "make_model",
     "make_split",
+    "mean_norm",
+    "nt_xent",
+    "oecl_loss",
     "ood_metrics",
     "register_method",
+    "rotated_views",
     "run_experiment",
     "score_table",
     "train",
+    "two_views",
+    "two_views_and_oe",
     "unregister_method",
 ]

@@ -36,6 +36,8 @@ GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P;L")
 NORMALIZATION = {
     "cifar10": ((125.3 / 255, 123.0 / 255, 113.9 / 255), (63.0 / 255, 62.1 / 255, 66.7 / 255)),
 }
+CIFAR10_MEAN, CIFAR10_STD = NORMALIZATION["cifar10"]
+# the statistics to pass to ContrastiveModel for CIFAR-10
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -221,7 +223,7 @@ def _to_array(image: Image.Image, mode: str, size: int | None) -> np.ndarray:
     if size is not None and image.size != (size, size):
         scale = size / min(image.size)
         new_w, new_h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
-        image = image.resize((new_w, new_h), Image.BILINEAR)
+        image = image.resize((new_w, new_h), Image.Resampling.BILINEAR)
         left, top = (new_w - size) // 2, (new_h - size) // 2
         image = image.crop((left, top, left + size, top + size))
     array = np.asarray(image, dtype=np.uint8)
@@ -256,7 +258,7 @@ def _read_cache(cache_file: Path, count: int) -> tuple[torch.Tensor, torch.Tenso
     except (OSError, EOFError, RuntimeError, pickle.UnpicklingError):
         return None
     images, labels = (cached.get("images"), cached.get("labels")) if isinstance(cached, dict) else (None, None)
-    valid = (
+    if (
         isinstance(images, torch.Tensor)
         and images.dtype == torch.uint8
         and images.dim() == 4
@@ -264,8 +266,9 @@ def _read_cache(cache_file: Path, count: int) -> tuple[torch.Tensor, torch.Tenso
         and isinstance(labels, torch.Tensor)
         and labels.dtype == torch.int64
         and labels.shape == (count,)
-    )
-    return (images, labels) if valid else None
+    ):
+        return images, labels
+    return None
 
 
 def load_image_folder(

@@ -259,7 +259,13 @@ def hypersphere_loss(forward: Forward, alpha: float, temperature: float) -> torc
 
 
 def classifier_loss(forward: Forward, alpha: float, temperature: float) -> torch.Tensor:
+    assert forward.logit is not None  # the BCE method builds its model with a classifier (classifier=True)
     return losses.bce_loss(forward.logit[: forward.n_id], forward.logit[forward.n_id :])
+
+
+def _classifier_score(features: Features) -> torch.Tensor:
+    assert features.logit is not None  # extract_features returns logits for models with a classifier
+    return features.logit
 
 
 # ------------------------------------------------------------------------------------------------ records
@@ -305,7 +311,7 @@ BCE = register(
         two_views_and_oe,
         classifier_loss,
         main_score="bce",
-        own_scores={"bce": lambda features: features.logit},
+        own_scores={"bce": _classifier_score},
         external_oe=True,
         classifier=True,
         unused_modules=("head",),

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from tqdm.auto import tqdm
@@ -73,7 +74,8 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if isinstance(self.augment, dict):
-            self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()})
+            values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()}
+            self.augment = AugmentConfig(**values)
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {self.epochs} and {self.batch_size}")
         if self.warmup_epochs < 0:
@@ -88,8 +90,8 @@ class TrainConfig:
 def unwrap(model: torch.nn.Module) -> ContrastiveModel:
     """The ContrastiveModel inside DistributedDataParallel and/or torch.compile wrappers."""
     while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = getattr(model, "module", None) or model._orig_mod
-    return model
+        model = cast(torch.nn.Module, getattr(model, "module", None) or model._orig_mod)
+    return cast(ContrastiveModel, model)
 
 
 def cpu_has_amx() -> bool:
@@ -164,10 +166,12 @@ def make_training_step(model: ContrastiveModel, config: TrainConfig, device: tor
     method = methods.get(config.method)
     rank, world_size = world()
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model.to(device=device, memory_format=memory_format)
+    # Module.to takes device and memory_format together at runtime; torch's overloads lack that combination
+    model.to(device=device, memory_format=memory_format)  # type: ignore[call-overload]
     if world_size > 1:  # BatchNorm over the global batch: SyncBatchNorm on CUDA, GlobalBatchNorm on CPU
         distributed.convert_batchnorm(model, device)
-    compiled = torch.compile(model) if config.compile else model
+    # torch.compile of a Module returns an OptimizedModule (a Module); its annotations only say Callable
+    compiled = cast(torch.nn.Module, torch.compile(model)) if config.compile else model
     forward_model = distributed.wrap_model(compiled, device, unused=method.unused_modules)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
@@ -312,9 +316,15 @@ def check_same_run(saved: dict, config: TrainConfig, checkpoint: Path) -> None:
 def check_images(images: torch.Tensor, what: str) -> None:
     """Refuse images :func:`train` cannot use: not (N, C, H, W), neither uint8 (0..255) nor floating point
     in [0, 1] (float pixel values in 0..255 would train as if they were in [0, 1]), or non-finite values."""
+    if hasattr(images, "images") and hasattr(images, "labels"):  # an ImageSet (e.g. split.id_train)
+        raise ValueError(f"{what} must be a tensor of images, got an {type(images).__name__}: pass its .images "
+                         "(e.g. split.id_train.images)")
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"{what} must be a 4-D (N, C, H, W) tensor of images, got {shape}")
+    if images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+        raise ValueError(f"{what} look channels-last, (N, H, W, C) = {tuple(images.shape)}; the library takes "
+                         "(N, C, H, W): pass images.permute(0, 3, 1, 2)")
     if images.dtype == torch.uint8:
         return
     if not images.is_floating_point():
@@ -398,7 +408,8 @@ def train(
     if oe_images is not None:
         check_images(oe_images, "oe_images (the OE images)")
     if method.external_oe and (oe_images is None or len(oe_images) == 0):
-        raise ValueError(f"method {method.name!r} needs OE images (pass --oe SOURCE)")
+        raise ValueError(f"method {method.name!r} needs OE images: pass oe_images=... (e.g. ood_explain.load_oe("
+                         "'photos', like=split.id_train).images; on the command line: --oe SOURCE)")
     device = id_images.device
     rank, world_size = world()
     if len(id_images) < 2 * world_size:

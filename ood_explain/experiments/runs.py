@@ -139,6 +139,8 @@ def resolve(config: RunConfig) -> RunConfig:
 
 def train_config(config: RunConfig) -> TrainConfig:
     """The optimisation settings of a resolved run."""
+    # resolve() fills these from the preset: every preset sets them
+    assert config.epochs is not None and config.batch_size is not None and config.warmup_epochs is not None
     return TrainConfig(
         method=config.method,
         epochs=config.epochs,
@@ -255,6 +257,7 @@ def load_data(config: RunConfig) -> RunData:
     oe = None
     if methods.get(config.method).external_oe:
         outliers = train_set.subset(~torch.isin(train_set.labels, split.id_train.labels.unique()))
+        assert config.oe is not None  # resolve() refuses a method with external OE and no OE source
         oe = data.load_oe(
             config.oe,
             split.id_train,
@@ -281,6 +284,7 @@ def make_model(config: RunConfig, in_channels: int) -> ContrastiveModel:
     """The untrained model of a resolved config: its architecture, the dataset's input normalization, and a
     classifier when the method has one."""
     mean, std = data.NORMALIZATION.get(config.dataset, (None, None))
+    assert config.arch is not None  # resolve() fills it from the preset: every preset sets it
     return build_model(config.arch, in_channels, mean, std, with_classifier=methods.get(config.method).classifier)
 
 
@@ -293,12 +297,13 @@ def score_table(
     method: str,
     views: int,
     seed: int = 0,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     precision: str = "auto",
 ) -> pd.DataFrame:
     """Per-sample scores, a pure function of (model, images, views): one row per test image with is_id,
-    label and one column per score (higher = more ID). ID test images come first."""
-    device = torch.device(device)
+    label and one column per score (higher = more ID). ID test images come first. `device`: where to score
+    (default: where the model is; the model is moved there)."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     dtype = autocast_dtype(precision, device, model.is_resnet)
     model.to(device)
     train = scores.extract_features(model, evaluation.train_sample.images.to(device), seed=seed, autocast=dtype)
@@ -308,7 +313,11 @@ def score_table(
 
 
 def id_and_ood(table: pd.DataFrame, score: str) -> tuple[np.ndarray, np.ndarray]:
-    """(ID values, OOD values) of one score column of a per-sample table."""
+    """(ID values, OOD values) of one score column of a per-sample table; an unknown score is a ValueError
+    listing the table's scores."""
+    if score not in table.columns or score in ("is_id", "label"):
+        have = ", ".join(c for c in table.columns if c not in ("is_id", "label"))
+        raise ValueError(f"no score {score!r} in this table; its scores are {have}")
     is_id = table["is_id"].to_numpy().astype(bool)
     values = table[score].to_numpy()
     return values[is_id], values[~is_id]
@@ -566,7 +575,7 @@ def prepare_folder(out: Path, config: RunConfig, resume: bool) -> None:
 
 def run_experiment(
     config: RunConfig, resume: bool = True, progress: bool = True, on_epoch_end=None, run_data: RunData | None = None
-) -> Run:
+) -> Run | None:
     """Train and evaluate one configuration into its run folder ``config.out`` and return the :class:`Run`
     (model included). `on_epoch_end` is passed to :func:`ood_explain.core.training.train`. `run_data`: the data
     of this config when the caller has loaded it already (:func:`load_data`).
@@ -610,6 +619,7 @@ def run_experiment(
             barrier()  # wait for rank 0's evaluation, so every rank leaves with the run folder complete
             return None
         started = time.perf_counter()
+        assert config.views is not None  # resolve() fills it from the preset: every preset sets it
         table = score_table(
             model, run_data.evaluation, config.method, config.views, config.seed, device, config.precision
         )

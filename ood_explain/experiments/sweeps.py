@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+from io import TextIOWrapper
 from pathlib import Path
 
 import numpy as np
@@ -228,14 +229,14 @@ def check_one_setting(root: str | Path, entries: list[tuple[str, str, dict]]) ->
     keys = list(dict.fromkeys(key for _, _, settings in entries for key in settings))
     for key in keys:
         if key in PER_METHOD:
-            groups = {}
+            groups: dict[str | None, list[tuple[str, str, dict]]] = {}
             for entry in entries:
                 groups.setdefault(entry[1], []).append(entry)
         elif key in OE_ONLY:
             groups = {None: [e for e in entries if e[2].get("oe") is not None]}
         else:
             groups = {None: entries}
-        values_by_group = {}
+        values_by_group: dict[str | None, object] = {}
         for group, members in groups.items():
             seen: dict[str, str] = {}
             for label, _, settings in members:
@@ -310,7 +311,8 @@ def run_in_subprocesses(
     propagates; their checkpoints keep the last finished epoch. A subprocess imports only ood_explain, so a
     method registered in this process alone is unknown to it."""
     slots = [{**slot, **plugin_environment(configs)} for slot in slots]
-    pending, running, failures = list(configs), {}, []
+    running: dict[int, tuple[RunConfig, subprocess.Popen[bytes], TextIOWrapper]] = {}
+    pending, failures = list(configs), []
     try:
         while pending or running:
             for slot in [i for i in range(len(slots)) if i not in running]:

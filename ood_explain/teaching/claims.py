@@ -200,6 +200,7 @@ def facts_of(run: Run, key: str, retrace: bool, with_training_norms: bool = True
     when the notebook has made the trace already (``<out>-batchnorm/trace.csv``)."""
     facts = run_facts(run, with_training_norms)
     if key in TRACED and (retrace or (Path(str(run.config.out) + "-batchnorm") / "trace.csv").exists()):
+        assert run.config.epochs is not None  # a run folder records its resolved config
         trace = batchnorm_trace(run.config, nb.tracked_epochs(run.config.epochs))
         facts |= batchnorm_facts(trace, run.config.warmup_epochs or 0)
     return facts
@@ -518,14 +519,16 @@ def _statements() -> list[Statement]:
                 f"{label}: the tracked ID test norm rises to a peak at least {HUMP:g} times its "
                 "final value, then falls back",
                 (key,),
-                lambda get, key=key: get(key, "test_id_norm_peak") >= HUMP * get(key, "test_id_norm_final"),
+                # mypy cannot type a lambda with a default argument (python/mypy#15459), which binds the loop value
+                lambda get, key=key: get(key, "test_id_norm_peak") >= HUMP * get(key, "test_id_norm_final"),  # type: ignore[misc]
             ),
             statement(
                 "02",
                 topic,
                 f"{label}: the OOD test norm ends above the ID test norm",
                 (key,),
-                lambda get, key=key: get(key, "test_ood_norm_final") > get(key, "test_id_norm_final"),
+                # mypy cannot type a lambda with a default argument (python/mypy#15459), which binds the loop value
+                lambda get, key=key: get(key, "test_ood_norm_final") > get(key, "test_id_norm_final"),  # type: ignore[misc]
             ),
         ]
     s += [
@@ -651,7 +654,8 @@ def _statements() -> list[Statement]:
                 "oe-sources",
                 f"OE {name}: ‖mean z‖ over views ranks below ‖z‖ of the plain image",
                 (key,),
-                lambda get, key=key: get(key, "auroc_norm_of_mean") < get(key, "auroc_norm"),
+                # mypy cannot type a lambda with a default argument (python/mypy#15459), which binds the loop value
+                lambda get, key=key: get(key, "auroc_norm_of_mean") < get(key, "auroc_norm"),  # type: ignore[misc]
             )
         )
     s.append(
@@ -760,7 +764,8 @@ def _statements() -> list[Statement]:
                 "loco",
                 f"held-out {k}: OECL's cosine-to-nearest-training-z AUROC is above SimCLR's",
                 (f"simclr-loco-{k}", f"oecl-loco-{k}"),
-                lambda get, k=k: get(f"oecl-loco-{k}", "auroc_cosine_nn") > get(f"simclr-loco-{k}", "auroc_cosine_nn"),
+                # mypy cannot type a lambda with a default argument (python/mypy#15459), which binds the loop value
+                lambda get, k=k: get(f"oecl-loco-{k}", "auroc_cosine_nn") > get(f"simclr-loco-{k}", "auroc_cosine_nn"),  # type: ignore[misc]
             )
         )
     return s
@@ -913,6 +918,7 @@ class Verdict:
     def line(self) -> str:
         mark = "✓" if self.inside else "·"
         if self.kind == "range":
+            assert self.value is not None  # verdicts() gives every range verdict its value
             shown = f"{self.value:.1f}" if abs(self.value) >= 1 or self.value == 0 else f"{self.value:.2f}"
             text = f"{mark} {self.name}: your run {shown} (range of {self.n} seeds: {self.low:.1f} – {self.high:.1f})"
             if not self.inside:

@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FunctionType, TracebackType
+from typing import Any
 
 import numpy as np
 import torch
@@ -165,7 +166,8 @@ class _NotYet(Exception):
 
     def __init__(self, text: str | Mistake, mistake: Mistake | None = None):
         if isinstance(text, Mistake):
-            text, mistake = text.message, text
+            mistake = text
+            text = text.message
         super().__init__(text)
         self.mistake = mistake
 
@@ -259,9 +261,7 @@ def _close(
     raise _NotYet(f"{what} is off by up to {error:.3g} (tolerance {tol:g})")
 
 
-def _recognise(
-    matches: Callable[[torch.Tensor], bool], mistakes: Iterable[tuple[Mistake, Callable[[], object]]]
-) -> None:
+def _recognise(matches: Callable[[Any], bool], mistakes: Iterable[tuple[Mistake, Callable[[], object]]]) -> None:
     """Raise the first mistake whose wrong variant (computed lazily) `matches` the answer."""
     for mistake, variant in mistakes:
         try:
@@ -480,6 +480,7 @@ def check_tangent_gradient(student_fn: Callable[[torch.Tensor, torch.Tensor], to
             g = torch.randn(m, d, generator=generator, dtype=torch.float64)
             leaf = z.clone().requires_grad_(True)
             (F.normalize(leaf, dim=1) * g).sum().backward()
+            assert leaf.grad is not None  # set by backward(): leaf requires grad and is used in the loss
             got = _tensor(_call(student_fn, z.clone(), g.clone()), "the gradient")
             norm = z.norm(dim=1, keepdim=True)
             z_hat = z / norm
@@ -907,7 +908,9 @@ def _edited_not_run(shell, function: FunctionType, dump: str) -> bool:
     """Whether the notebook, saved after `function` was defined, defines its name differently in
     every cell that defines it: the student edited the definition cell and did not run it."""
     defined = _defined_at.get(function)
-    path = _notebook_file(shell) if defined is not None else None
+    if defined is None:
+        return False
+    path = _notebook_file(shell)
     if path is None or path.stat().st_mtime <= defined:
         return False
     found: list[str | None] = []

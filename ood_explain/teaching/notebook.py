@@ -21,6 +21,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import pandas as pd
@@ -256,6 +257,7 @@ class EpochTracker:
     ) -> None:
         self.config = resolve(config)
         self.path = Path(self.config.out) / "epoch_scores.csv"
+        assert self.config.epochs is not None  # resolve() fills it from the preset: every preset sets it
         self.epochs = set(tracked_epochs(self.config.epochs))
         self.views = min(views, self.config.views or 0)
         self.device = pick_device(self.config.device)
@@ -302,8 +304,9 @@ def load_or_run(config: RunConfig, track: bool = True, progress: bool = True, ve
     tracker = EpochTracker(config, run_data.split) if track else None
     if resuming and tracker is not None and not (out / "epoch_scores.csv").exists():
         tracker = None  # an untracked run that was interrupted: finish it untracked
-    run = run_experiment(config, progress=progress, on_epoch_end=tracker, run_data=run_data)
-    run = dataclasses.replace(Run.load(out), trained_now=True, _model=run.model)
+    trained = run_experiment(config, progress=progress, on_epoch_end=tracker, run_data=run_data)
+    assert trained is not None  # a notebook is one process (rank 0), which gets the Run
+    run = dataclasses.replace(Run.load(out), trained_now=True, _model=trained.model)
     if verbose:
         verb = "resumed" if resuming else "trained"
         print(
@@ -326,6 +329,14 @@ def side_by_side(configs: list[RunConfig], threads: int | None = None) -> int:
         return min(int(wanted), max(1, len(configs)))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cores // (threads or torch.get_num_threads()), len(configs)))
+
+
+@overload
+def load_or_run_all(configs: list[RunConfig], track: bool = ..., verbose: bool = ...) -> list[Run]: ...
+
+
+@overload
+def load_or_run_all(configs: dict[str, RunConfig], track: bool = ..., verbose: bool = ...) -> dict[str, Run]: ...
 
 
 def load_or_run_all(

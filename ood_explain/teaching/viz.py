@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,8 @@ OTHER_COLORS = ["#17becf", "#bcbd22", "#7f7f7f", "#1f77b4", "#d62728", "#393b79"
 
 go = need("plotly.graph_objects")
 make_subplots = need("plotly.subplots").make_subplots
+# plotly is imported at run time through need(), so mypy cannot see its classes: figures are typed Any
+Figure: TypeAlias = Any  # a plotly.graph_objects.Figure
 
 
 def _method_key(label: str) -> str:
@@ -66,7 +69,7 @@ def class_word(runs) -> str:
     return "held-out class" if runs and all(run.config.protocol == "leave-one-out" for run in runs) else "class"
 
 
-def score_histogram(scores_id: np.ndarray, scores_ood: np.ndarray, score: str = "norm", title: str = "") -> go.Figure:
+def score_histogram(scores_id: np.ndarray, scores_ood: np.ndarray, score: str = "norm", title: str = "") -> Figure:
     """Overlaid, normalized histograms of a score for ID and OOD test samples, AUROC in the title."""
     figure = go.Figure()
     for values, name, color in ((scores_id, "ID test", ID_COLOR), (scores_ood, "OOD test", OOD_COLOR)):
@@ -86,7 +89,7 @@ def score_histogram(scores_id: np.ndarray, scores_ood: np.ndarray, score: str = 
     return figure
 
 
-def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "ROC, ID = positive") -> go.Figure:
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "ROC, ID = positive") -> Figure:
     """ROC curves, one per entry of `curves` (label -> (scores_id, scores_ood)), AUROC in the legend."""
     figure = go.Figure()
     for label, (scores_id, scores_ood) in curves.items():
@@ -111,7 +114,7 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "R
     return figure
 
 
-def norm_trajectory(histories: dict[str, pd.DataFrame], title: str = "Mean raw ‖z‖ during training") -> go.Figure:
+def norm_trajectory(histories: dict[str, pd.DataFrame], title: str = "Mean raw ‖z‖ during training") -> Figure:
     """Per-epoch mean ‖z‖ of ID views (solid) and OE views (dashed) for each run in `histories`
     (label -> history table with columns epoch, id_norm, oe_norm, alpha)."""
     figure = go.Figure()
@@ -173,7 +176,7 @@ def _page(title: str, parts: list[str]) -> str:
     )
 
 
-def _figures_html(figures: list[go.Figure]) -> list[str]:
+def _figures_html(figures: list[Figure]) -> list[str]:
     # The first figure carries plotly.js inline, so the page works offline.
     return [figure.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, figure in enumerate(figures)]
 
@@ -264,7 +267,7 @@ def norm_trajectories(run: Run, score: str = "norm") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def direction_descent_figure(path: pd.DataFrame, target) -> go.Figure:
+def direction_descent_figure(path: pd.DataFrame, target) -> Figure:
     """Two panels: the path of z in the plane (with the target direction), and ‖z‖ per step."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("z during gradient descent", "‖z‖ per step"))
     figure.add_trace(go.Scatter(x=path["x"], y=path["y"], mode="lines+markers", name="z (path)"), 1, 1)
@@ -289,7 +292,7 @@ def direction_descent_figure(path: pd.DataFrame, target) -> go.Figure:
     return figure
 
 
-def nt_xent_descent_figure(table: pd.DataFrame) -> go.Figure:
+def nt_xent_descent_figure(table: pd.DataFrame) -> Figure:
     """Mean ‖z‖ per gradient step on NT-Xent, one line per step size."""
     figure = go.Figure()
     for lr, part in table.groupby("lr"):
@@ -304,7 +307,7 @@ def nt_xent_descent_figure(table: pd.DataFrame) -> go.Figure:
     return figure
 
 
-def temperature_figure(temperatures=(0.1, 0.2, 0.5, 1.0), negatives: int = 14) -> go.Figure:
+def temperature_figure(temperatures=(0.1, 0.2, 0.5, 1.0), negatives: int = 14) -> Figure:
     """NT-Xent of one anchor as a function of its positive's cosine similarity, with `negatives`
     negatives at cosine 0 (left), and the softmax weight of a hard negative at cosine 0.8 (right)."""
     s = np.linspace(-1, 1, 101)
@@ -344,7 +347,7 @@ def temperature_figure(temperatures=(0.1, 0.2, 0.5, 1.0), negatives: int = 14) -
     return figure
 
 
-def score_histograms(runs: list[Run], score: str = "norm", title: str = "") -> go.Figure:
+def score_histograms(runs: list[Run], score: str = "norm", title: str = "") -> Figure:
     """One panel per run: histograms of `score` for ID and OOD test images; each panel title gives the AUROC
     of that score and the test images it counts (on three short lines, so that three panels side by side do
     not overlap). Under leave-one-out the class is called the held-out class."""
@@ -390,7 +393,7 @@ def score_histograms(runs: list[Run], score: str = "norm", title: str = "") -> g
     return figure
 
 
-def trajectory_figure(runs: list[Run], score: str = "norm") -> go.Figure:
+def trajectory_figure(runs: list[Run], score: str = "norm") -> Figure:
     """Mean `score` (default ‖z‖) of ID and OOD test images per tracked epoch, one colour per run
     (ID solid, OOD dashed); the AUROC per epoch in a second panel."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("mean ‖z‖ of test images", "AUROC of ‖z‖"))
@@ -443,7 +446,7 @@ def trajectory_figure(runs: list[Run], score: str = "norm") -> go.Figure:
     return figure
 
 
-def auroc_bars(table: pd.DataFrame, title: str = "AUROC per class", value_name: str = "AUROC (%)") -> go.Figure:
+def auroc_bars(table: pd.DataFrame, title: str = "AUROC per class", value_name: str = "AUROC (%)") -> Figure:
     """Grouped bars from a table (rows: groups on the x axis, columns: bars), with the chance line."""
     figure = go.Figure()
     colors = series_colors(table.columns)
@@ -464,7 +467,7 @@ def auroc_bars(table: pd.DataFrame, title: str = "AUROC per class", value_name: 
     return figure
 
 
-def budget_figures(table: pd.DataFrame, longest: str | Path) -> go.Figure:
+def budget_figures(table: pd.DataFrame, longest: str | Path) -> Figure:
     """Left: class-mean AUROC against training steps, one line per method, error bars = std over seeds
     (`table`: steps, method, auroc_mean, auroc_std). Right: mean ‖z‖ of ID views (solid) and OE views
     (dashed) per epoch at the longest budget, averaged over the runs under `longest` (their history.csv)."""
@@ -529,7 +532,7 @@ def budget_figures(table: pd.DataFrame, longest: str | Path) -> go.Figure:
     return figure
 
 
-def batchnorm_figure(trace: pd.DataFrame, title: str) -> go.Figure:
+def batchnorm_figure(trace: pd.DataFrame, title: str) -> Figure:
     """Two panels from :func:`ood_explain.teaching.diagnostics.batchnorm_trace`: mean ‖z‖ of ID and OOD test images
     per epoch with BatchNorm's running averages (dashed) and with recomputed statistics (solid), beside the
     training views' ‖z‖; and the AUROC of ‖z‖ both ways."""

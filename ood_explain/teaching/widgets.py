@@ -19,6 +19,7 @@ import base64
 import copy
 import html
 import io
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -31,12 +32,13 @@ from ood_explain.core.augment import AugmentConfig
 from ood_explain.core.metrics import auroc
 from ood_explain.experiments.runs import evaluation_sets, id_and_ood, load_data
 from ood_explain.teaching.extras import need
-from ood_explain.teaching.viz import ID_COLOR, OOD_COLOR, SCORE_LABELS
+from ood_explain.teaching.viz import ID_COLOR, OOD_COLOR, SCORE_LABELS, Figure
 
 ROTATIONS = (0, 90, 180, 270)
 
 W = need("ipywidgets")
 go = need("plotly.graph_objects")
+FigureWidget: TypeAlias = Any  # a plotly.graph_objects.FigureWidget (plotly is imported through need())
 
 
 # ------------------------------------------------------------------------------------- image helpers
@@ -54,7 +56,7 @@ def _to_uint8_hwc(image: torch.Tensor) -> np.ndarray:
 def png_bytes(image: torch.Tensor, scale: int = 4) -> bytes:
     """One image (C, H, W) as PNG bytes, enlarged `scale` times with nearest-neighbour pixels."""
     picture = Image.fromarray(_to_uint8_hwc(image))
-    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -74,13 +76,13 @@ def montage(grid: torch.Tensor, pad: int = 2) -> np.ndarray:
 
 def _data_uri(picture: np.ndarray, scale: int = 3) -> str:
     image = Image.fromarray(picture)
-    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def keep_restorable(figure: go.FigureWidget) -> None:
+def keep_restorable(figure: FigureWidget) -> None:
     """Copy a FigureWidget's current traces and layout into the widget state it is restored from.
 
     plotly sends later changes (added traces, restyles) to the views as messages only, so the state a
@@ -102,7 +104,7 @@ def _grid_figure(
     widget: bool = False,
     row_title: str = "image",
     column_title: str = "view",
-) -> go.Figure:
+) -> Figure:
     """An image montage as a plotly figure: one tick label per column and per row, and `caption` (what the
     columns mean) as a line of text under the picture. No legend: an image trace has nothing a legend
     square could stand for. `scale` enlarges the pixels (default: as large as fits about 880 px of width,
@@ -186,7 +188,7 @@ def augmentation_grid(
     widget: bool = False,
     row_labels=None,
     row_title: str = "image",
-) -> go.Figure:
+) -> Figure:
     """A figure of `images` (uint8 (N, C, H, W)): the original in column 0, then random views. Rows are
     labelled #0, #1, ... or by `row_labels` (e.g. the digits), under the axis title `row_title`."""
     grid = views_grid(images, n_views, config, seed, rotation)
@@ -199,7 +201,7 @@ def augmentation_grid(
 
 def rotation_grid(
     images: torch.Tensor, title: str = "self-OECL: rotations of each image", row_labels=None, row_title: str = "image"
-) -> go.Figure:
+) -> Figure:
     """Each image (uint8 (N, C, H, W)) at 0, 90, 180 and 270 degrees; 0/90 are ID instances and
     180/270 are self-generated outliers (OE) in self-OECL. Rows are labelled #0, #1, ... or by
     `row_labels` (e.g. the digits 0, 6, 8), under the axis title `row_title`."""

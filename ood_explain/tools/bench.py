@@ -42,6 +42,7 @@ import resource
 import statistics
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -52,10 +53,10 @@ from PIL import Image
 from ood_explain.core import augment, data, losses, methods
 from ood_explain.core.augment import AugmentConfig
 from ood_explain.core.machine import hardware, load_average
-from ood_explain.core.models import build_model
+from ood_explain.core.models import ContrastiveModel, build_model
 from ood_explain.core.training import TrainConfig, batches, make_training_step
 
-CIFAR_MEAN, CIFAR_STD = data.NORMALIZATION.get("cifar10", (None, None))
+CIFAR_MEAN, CIFAR_STD = data.CIFAR10_MEAN, data.CIFAR10_STD
 
 
 BENCH_METHOD = methods.SIMCLR.name  # both pipelines train SimCLR: the common core of every method
@@ -76,10 +77,10 @@ def load_images(root: str | os.PathLike | None, count: int, size: int = 32) -> t
         files = [f for group in zip(*files_per_class) for f in group][:count]
         arrays = []
         for path in files:
-            with Image.open(path) as image:
-                image = image.convert("RGB")
+            with Image.open(path) as opened:
+                image = opened.convert("RGB")
                 if image.size != (size, size):
-                    image = image.resize((size, size), Image.BILINEAR)
+                    image = image.resize((size, size), Image.Resampling.BILINEAR)
                 arrays.append(np.asarray(image))
         if arrays:
             note = f"{len(arrays)} CIFAR-10 training JPEGs from {folder} (decoded"
@@ -275,7 +276,7 @@ class Measurement:
         return max(self.images_per_s)
 
 
-def _model(arch: str, normalize_inside: bool, seed: int = 0) -> torch.nn.Module:
+def _model(arch: str, normalize_inside: bool, seed: int = 0) -> ContrastiveModel:
     """The same weights for both pipelines; the reference normalizes in its transform, so its model's
     input normalization is the identity."""
     torch.manual_seed(seed)
@@ -310,7 +311,7 @@ class OurPipeline:
         self.precision += " + torch.compile" if compile else ""
         self.batch_stream = self._batches()
 
-    def _batches(self):
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         steps_per_epoch = len(self.images) // self.batch_size
         for epoch in itertools.count():
             yield from batches(self.images, None, self.batch_size, steps_per_epoch, epoch, 0, self.step.generator)
@@ -375,6 +376,7 @@ class ReferencePipeline:
     def run(self, warmup: int, steps: int, model_only: bool = False) -> float:
         """Seconds for `steps` timed steps after `warmup` untimed ones. `model_only`: no DataLoader, the
         step on one fixed collated batch (the model's share of a reference step)."""
+        started: float | None
         if model_only:
             views = [self.dataset[i] for i in range(self.batch_size)]
             view1, view2 = (torch.stack([v[k] for v in views]) for k in (0, 1))
@@ -403,6 +405,7 @@ class ReferencePipeline:
                 _sync(self.device)
                 started = time.perf_counter()
             self.train_step(*next(batches))
+        assert started is not None  # set at index == warmup: there is at least one timed step
         elapsed = time.perf_counter() - started
         del batches
         return elapsed
@@ -528,12 +531,12 @@ def run_bench(
     """Run the benchmark, print its tables with `print_fn`, and return every figure as a dict."""
     from ood_explain.experiments.runs import pick_device
 
-    device = pick_device(device)
+    torch_device = pick_device(device)
     if threads:
         torch.set_num_threads(threads)
     report: dict = {
-        "device": str(device),
-        "hardware": hardware(device),
+        "device": str(torch_device),
+        "hardware": hardware(torch_device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "batch_size": batch_size,
@@ -554,20 +557,21 @@ def run_bench(
         return by_size[size]
 
     print_fn(
-        f"ood-explain bench on {report['hardware']} ({device}), torch {torch.__version__}; {report['load_before']}"
+        f"ood-explain bench on {report['hardware']} ({torch_device}), torch {torch.__version__}; "
+        f"{report['load_before']}"
     )
     pixels, note = images_for(archs[0])
     report["data"] = note
     print_fn(f"data: {note}")
 
-    aug = compare_augmentations(pixels, device, batch_size, with_torchvision=True)
+    aug = compare_augmentations(pixels, torch_device, batch_size, with_torchvision=True)
     report["augment"] = aug
     per_s = lambda s: f"{aug['batch_size'] / s:,.0f}" if s else "n/a"  # noqa: E731
     ms = lambda s: f"{s * 1000:.2f}" if s else "n/a"  # noqa: E731
     rows = [
         [
             "ours: ood_explain.core.augment.simclr_view (batched)",
-            str(device),
+            str(torch_device),
             ms(aug["ours_s"]),
             per_s(aug["ours_s"]),
             "1.00",
@@ -577,7 +581,7 @@ def run_bench(
         rows.append(
             [
                 f"kornia {aug['kornia_version']} AugmentationSequential (batched)",
-                str(device),
+                str(torch_device),
                 ms(aug["kornia_s"]),
                 per_s(aug["kornia_s"]),
                 f"{aug['kornia_s'] / aug['ours_s']:.2f}",
@@ -601,7 +605,7 @@ def run_bench(
     for arch in archs:
         pixels, note = images_for(arch)
         measured = measure(
-            arch, pixels, device, batch_size, steps, workers, rounds, warmup, compile, breakdown, precision
+            arch, pixels, torch_device, batch_size, steps, workers, rounds, warmup, compile, breakdown, precision
         )
         reference = measured["reference"]
         figures: dict = {name: asdict(m) for name, m in measured.items()}

@@ -8,6 +8,7 @@ import math
 import os
 import statistics
 import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -361,7 +362,7 @@ def command_report(args: argparse.Namespace) -> None:
     print(f"report: {path}")
 
 
-def write_figures(write: Callable[[], object]) -> None:
+def write_figures(write: Callable[[types.ModuleType], object]) -> None:
     """Print what `write` (a report writer of :mod:`ood_explain.teaching.viz`) wrote, or, without the
     notebooks extra, that the tables are written and the figures need it."""
     try:

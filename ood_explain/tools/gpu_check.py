@@ -52,8 +52,10 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 GPU_BUDGET_S = 540  # 9 minutes: one 10-minute device command, with a minute for its start and transfers
@@ -342,6 +344,7 @@ def command_export_subset(args: argparse.Namespace) -> None:
 
 _PLUGIN: dict = {"results": None, "device_tests": {}}
 
+_hookimpl: Callable[..., Any]
 try:  # pytest's hook marker (pluggy comes with pytest); without pytest the hooks are plain functions
     from pluggy import HookimplMarker
 
@@ -508,7 +511,7 @@ def machine_facts() -> dict:
         "platform": platform.platform(),
         "cpu_cores": os.cpu_count(),
     }
-    packages = {}
+    packages: dict[str, str | None] = {}
     for module, distribution in PACKAGES.items():
         try:
             spec = importlib.util.find_spec(module)
@@ -693,7 +696,7 @@ def profile_training_step(
         _sync(dev)
         seconds = (time.perf_counter() - started) / steps
         rows = len(step.views(*pairs[0])[0])
-        entry = {
+        entry: dict[str, object] = {
             "step_seconds": seconds,
             "rows_per_step": rows,
             "id_images_per_s": batch / seconds,
@@ -769,7 +772,7 @@ def summarize_profile(profiler, on_gpu: bool, top: int = 15) -> dict:
     }
 
 
-STEPS = {"facts": machine_facts, "data": prepare_data, "profile": profile_training_step}
+STEPS: dict[str, Callable[..., dict]] = {"facts": machine_facts, "data": prepare_data, "profile": profile_training_step}
 
 
 def _run_internal_step(name: str, arguments: str, result: str) -> int:
@@ -795,7 +798,7 @@ def reproduce_budget(limit_s: float, id_train: int, oecl_step_s: float | None, b
     startup_s, safety, per_epoch_s, fallback = 45.0, 1.25, 0.3, 30
     steps = id_train // batch
     rows = steps * 2 * batch + steps * 4 * batch + (id_train // (batch // 2)) * 4 * batch
-    plan = {
+    plan: dict[str, object] = {
         "limit_s": round(limit_s),
         "id_train_images": id_train,
         "batch_size": batch,
@@ -827,7 +830,8 @@ class GpuSampler:
 
     def __init__(self, interval: float = 1.0) -> None:
         self.command = shutil.which("nvidia-smi")
-        self.interval, self.samples = interval, []
+        self.interval = interval
+        self.samples: list[tuple[float, int, float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -837,6 +841,7 @@ class GpuSampler:
         return self
 
     def _run(self) -> None:
+        assert self.command is not None  # start() runs this thread only when nvidia-smi was found
         while not self._stop.is_set():
             moment = time.time()
             try:
@@ -1109,7 +1114,8 @@ class Check:
     def _facts(self) -> None:
         if not self.wanted("facts"):
             self.state["machine"] = {"skipped": "not asked for (--only)"}
-            return self.skip("facts", "not asked for (--only)")
+            self.skip("facts", "not asked for (--only)")
+            return
         record, facts = self.internal("facts", "facts", {})
         self.state["machine"] = facts or {"skipped": _why(record)}
 
@@ -1118,6 +1124,7 @@ class Check:
         sizes, given = self.sizes, self.data
         made = self.work / "cifar10-subset.npz"
         has_jpegs = self.jpeg_root is not None and (self.jpeg_root / "cifar10" / "train").is_dir()
+        arguments: dict[str, object]
         if given is not None and given.is_file():
             arguments, source = {"subset": str(given), "make": None}, f"the subset file {given}"
         elif has_jpegs:
@@ -1153,7 +1160,8 @@ class Check:
     def _tests(self) -> None:
         if not self.wanted("tests"):
             self.state["tests"] = {"skipped": "not asked for (--only)"}
-            return self.skip("tests", "not asked for (--only)")
+            self.skip("tests", "not asked for (--only)")
+            return
         results = self.work / "tests.jsonl"
         results.unlink(missing_ok=True)
         data_root = Path(os.environ.get("OOD_EXPLAIN_DATA") or REPO.parent / "shared" / "data")
@@ -1212,18 +1220,20 @@ class Check:
     def _reproduce(self, subset: str | None, profile: dict | None) -> None:
         if not self.wanted("reproduce"):
             self.state["reproduce"] = {"skipped": "not asked for (--only)"}
-            return self.skip("reproduce", "not asked for (--only)")
+            self.skip("reproduce", "not asked for (--only)")
+            return
         if subset is None:
             reason = f"no CIFAR-10 subset ({self.state['data'].get('skipped', 'see Data')})"
             self.state["reproduce"] = {"skipped": reason}
-            return self.skip("reproduce", reason)
+            self.skip("reproduce", reason)
+            return
         import numpy as np
 
         with np.load(subset, allow_pickle=False) as archive:
             id_train = int((archive["train_labels"] == 0).sum())
         limit = min(self.sizes.limits["reproduce"] * self.slack, self.deadline - time.time() - RESERVE_S)
         if self.sizes.mode == "dry-run":
-            plan = {
+            plan: dict = {
                 "epochs": self.epochs or 2,
                 "rule": "dry run: the smoke preset's 2 epochs of at most 3 steps",
                 "id_train_images": id_train,
@@ -1838,7 +1848,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work).absolute() if args.work else Path(tempfile.mkdtemp(prefix="ood-explain-gpu-check-"))
     work.mkdir(parents=True, exist_ok=True)
     data = Path(args.data).absolute() if args.data else (REPO / DEFAULT_SUBSET if not args.dry_run else None)
-    if args.data and not data.is_file():
+    if args.data and data is not None and not data.is_file():
         print(f"gpu-check: error: --data {args.data}: no such file", file=sys.stderr)
         return 2
     jpeg_root = Path(os.environ.get("OOD_EXPLAIN_DATA") or REPO.parent / "shared" / "data")
