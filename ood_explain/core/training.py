@@ -317,14 +317,18 @@ def check_images(images: torch.Tensor, what: str) -> None:
     """Refuse images :func:`train` cannot use: not (N, C, H, W), neither uint8 (0..255) nor floating point
     in [0, 1] (float pixel values in 0..255 would train as if they were in [0, 1]), or non-finite values."""
     if hasattr(images, "images") and hasattr(images, "labels"):  # an ImageSet (e.g. split.id_train)
-        raise ValueError(f"{what} must be a tensor of images, got an {type(images).__name__}: pass its .images "
-                         "(e.g. split.id_train.images)")
+        raise ValueError(
+            f"{what} must be a tensor of images, got an {type(images).__name__}: pass its .images "
+            "(e.g. split.id_train.images)"
+        )
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"{what} must be a 4-D (N, C, H, W) tensor of images, got {shape}")
     if images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
-        raise ValueError(f"{what} look channels-last, (N, H, W, C) = {tuple(images.shape)}; the library takes "
-                         "(N, C, H, W): pass images.permute(0, 3, 1, 2)")
+        raise ValueError(
+            f"{what} look channels-last, (N, H, W, C) = {tuple(images.shape)}; the library takes "
+            "(N, C, H, W): pass images.permute(0, 3, 1, 2)"
+        )
     if images.dtype == torch.uint8:
         return
     if not images.is_floating_point():
@@ -408,8 +412,10 @@ def train(
     if oe_images is not None:
         check_images(oe_images, "oe_images (the OE images)")
     if method.external_oe and (oe_images is None or len(oe_images) == 0):
-        raise ValueError(f"method {method.name!r} needs OE images: pass oe_images=... (e.g. ood_explain.load_oe("
-                         "'photos', like=split.id_train).images; on the command line: --oe SOURCE)")
+        raise ValueError(
+            f"method {method.name!r} needs OE images: pass oe_images=... (e.g. ood_explain.load_oe("
+            "'photos', like=split.id_train).images; on the command line: --oe SOURCE)"
+        )
     device = id_images.device
     rank, world_size = world()
     if len(id_images) < 2 * world_size:
