@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from ood_explain.tools.cli import main
 
 sys.exit(main())

@@ -19,4 +19,4 @@ else
     python=python3
 fi
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-exec "$python" -m ood_explain.gpu_check "$@"
+exec "$python" -m ood_explain.tools.gpu_check "$@"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install ood-explain with its test extras into it. Re-running is cheap:
+# Create .venv (if missing) and install ood-explain with its notebooks and test extras into it. Re-running is cheap:
 # the install is skipped while pyproject.toml is unchanged since the last successful install.
 # Usage: source scripts/setup.sh   (or bash scripts/setup.sh)
 set -euo pipefail
@@ -12,8 +12,8 @@ fi
 stamp="$repo/.venv/.ood-explain-installed"
 wanted="$(sha256sum "$repo/pyproject.toml" | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-    echo "setup: installing ood-explain[test] into .venv (first time: a few minutes; log: .venv/install.log)"
-    if ! "$repo/.venv/bin/python" -m pip install -e "$repo[test]" > "$repo/.venv/install.log" 2>&1; then
+    echo "setup: installing ood-explain[notebooks,test] into .venv (first time: a few minutes; log: .venv/install.log)"
+    if ! "$repo/.venv/bin/python" -m pip install -e "$repo[notebooks,test]" > "$repo/.venv/install.log" 2>&1; then
         grep -v '^WARNING: Location' "$repo/.venv/install.log" | tail -30
         echo "setup: pip install failed; full log in $repo/.venv/install.log" >&2
         exit 1

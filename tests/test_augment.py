@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ood_explain import augment
-from ood_explain.augment import AugmentConfig
+from ood_explain.core.augment import AugmentConfig
 
 
 def noise_images(n: int, channels: int, size: int = 16, seed: int = 0) -> torch.Tensor:

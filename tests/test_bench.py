@@ -14,7 +14,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ood_explain import augment, bench, cli, methods, models, scores
 from ood_explain import training as train_module
-from ood_explain.training import TrainConfig, autocast_dtype, batches, make_training_step, train
+from ood_explain.core.training import TrainConfig, autocast_dtype, batches, make_training_step, train
 
 CPU = torch.device("cpu")
 

@@ -13,7 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ood_explain import cli, experiments, reproduce, sweeps
+from ood_explain import cli, reproduce, sweeps
+from ood_explain.experiments import runs as experiments
 
 SMALL = ["--preset", "smoke", "--device", "cpu"]
 

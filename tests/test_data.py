@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from ood_explain import data
-from ood_explain.data import CorruptImageError, DatasetNotFoundError, ImageSet
+from ood_explain.core.data import CorruptImageError, DatasetNotFoundError, ImageSet
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

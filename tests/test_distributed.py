@@ -21,9 +21,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ood_explain import distributed
-from ood_explain.models import build_model
+from ood_explain.core.models import build_model
 from ood_explain import methods
-from ood_explain.methods import Forward
+from ood_explain.core.methods import Forward
 
 WORLD_SIZE = 2
 PER_RANK = 4  # ID images per process; the single-process reference uses WORLD_SIZE * PER_RANK

@@ -331,7 +331,7 @@ def test_outside_ipython_nothing_is_looked_up(monkeypatch, capsys):
 
 
 def test_stale_after_a_redefinition_that_failed(shell, capsys):
-    shell.run_cell("from ood_explain.exercises import check_similarity_matrix\n")
+    shell.run_cell("from ood_explain.teaching.exercises import check_similarity_matrix\n")
     shell.run_cell(SIM_TODO)
     shell.run_cell(CHECK)
     assert shell.user_ns["ok"].mistake_id == "todo-open"
@@ -346,7 +346,7 @@ def test_stale_after_a_redefinition_that_failed(shell, capsys):
 
 
 def test_stale_after_a_syntax_error(shell, capsys):
-    shell.run_cell("from ood_explain.exercises import check_similarity_matrix\n")
+    shell.run_cell("from ood_explain.teaching.exercises import check_similarity_matrix\n")
     shell.run_cell(SIM_TODO)
     shell.run_cell(SIM_DONE.replace("return", "return (("))
     shell.run_cell(CHECK)
@@ -356,7 +356,7 @@ def test_stale_after_a_syntax_error(shell, capsys):
 
 def test_stale_called_function(shell, capsys):
     """nt_xent is up to date, but the similarity_matrix it calls is not."""
-    shell.run_cell("from ood_explain.exercises import check_nt_xent\nimport torch\nimport torch.nn.functional as F\n")
+    shell.run_cell("from ood_explain.teaching.exercises import check_nt_xent\nimport torch\nimport torch.nn.functional as F\n")
     shell.run_cell(SIM_TODO)
     shell.run_cell("1/0\n" + SIM_DONE)
     shell.run_cell(textwrap.dedent("""\
@@ -382,7 +382,7 @@ def write_notebook(path, *sources, mtime=None):
 def test_stale_when_the_saved_notebook_has_an_edit_that_was_not_run(shell, tmp_path, capsys):
     notebook = tmp_path / "ex01.ipynb"
     shell.user_ns["__session__"] = str(notebook)
-    shell.run_cell("from ood_explain.exercises import check_similarity_matrix\n")
+    shell.run_cell("from ood_explain.teaching.exercises import check_similarity_matrix\n")
     write_notebook(notebook, SIM_TODO, CHECK, mtime=time.time() - 60)  # saved before the definition ran
     shell.run_cell(SIM_TODO)
     shell.run_cell(CHECK)
@@ -404,7 +404,7 @@ def test_not_stale_when_the_file_was_saved_before_the_definition_ran(shell, tmp_
     """An autosave of a half-typed definition, then the finished one was run: nothing is stale."""
     notebook = tmp_path / "ex01.ipynb"
     shell.user_ns["__session__"] = str(notebook)
-    shell.run_cell("from ood_explain.exercises import check_similarity_matrix\n")
+    shell.run_cell("from ood_explain.teaching.exercises import check_similarity_matrix\n")
     write_notebook(notebook, "def similarity_matrix(z):\n    z_hat = z /\n", CHECK, mtime=time.time() - 60)
     shell.run_cell(SIM_DONE)
     shell.run_cell(CHECK)
@@ -414,7 +414,7 @@ def test_not_stale_when_the_file_was_saved_before_the_definition_ran(shell, tmp_
 def test_not_stale_when_only_comments_or_spacing_differ(shell, tmp_path):
     notebook = tmp_path / "ex01.ipynb"
     shell.user_ns["__session__"] = str(notebook)
-    shell.run_cell("from ood_explain.exercises import check_similarity_matrix\n")
+    shell.run_cell("from ood_explain.teaching.exercises import check_similarity_matrix\n")
     shell.run_cell(SIM_DONE)
     write_notebook(notebook, SIM_DONE.replace("    return", "    # cosines\n    return  "), CHECK, mtime=time.time() + 5)
     shell.run_cell(CHECK)
@@ -422,7 +422,7 @@ def test_not_stale_when_only_comments_or_spacing_differ(shell, tmp_path):
 
 
 def test_library_functions_are_never_stale(shell, capsys):
-    shell.run_cell("from ood_explain.exercises import check_nt_xent\nfrom ood_explain import losses\n")
+    shell.run_cell("from ood_explain.teaching.exercises import check_nt_xent\nfrom ood_explain import losses\n")
     shell.run_cell("1/0\ndef nt_xent(z, temperature):\n    return 0\n")
     shell.run_cell("ok = check_nt_xent(losses.nt_xent)\n")
     assert shell.user_ns["ok"]
@@ -451,7 +451,7 @@ def test_stale_definition_in_a_real_ipython_shell(tmp_path):
             shell.run_cell(source, store_history=True)
             return shell.user_ns.get("ok")
 
-        run("from ood_explain.exercises import check_similarity_matrix")
+        run("from ood_explain.teaching.exercises import check_similarity_matrix")
         run({SIM_TODO!r})
         print("A", run({CHECK!r}).mistake_id)
         run("import not_a_module_xyz\\n" + {SIM_DONE!r})

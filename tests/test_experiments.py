@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ood_explain import experiments, methods, metrics, sweeps
+from ood_explain import methods, metrics, sweeps
+from ood_explain.experiments import runs as experiments
 from ood_explain import training as train_module
 from ood_explain.experiments import RunConfig
 

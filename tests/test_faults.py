@@ -13,7 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ood_explain import bench, cli, data, experiments, methods, models, sweeps
+from ood_explain import bench, cli, data, methods, models, sweeps
+from ood_explain.experiments import runs as experiments
 from ood_explain import training as train_module
 from ood_explain.experiments import RunConfig
 

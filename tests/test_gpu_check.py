@@ -15,7 +15,7 @@ import torch
 
 from ood_explain import gpu_check, losses, methods, models
 from ood_explain.experiments import RunConfig, run_experiment
-from ood_explain.training import TrainConfig, batches, make_training_step
+from ood_explain.core.training import TrainConfig, batches, make_training_step
 
 REPO = Path(__file__).resolve().parents[1]
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]

@@ -8,9 +8,10 @@ import json
 import pytest
 import torch
 
-from ood_explain import experiments, losses, methods
+from ood_explain import losses, methods
+from ood_explain.experiments import runs as experiments
 from ood_explain.experiments import RunConfig
-from ood_explain.methods import Forward, Method
+from ood_explain.core.methods import Forward, Method
 
 
 def spread_loss(forward: Forward, alpha: float, temperature: float) -> torch.Tensor:
@@ -49,8 +50,10 @@ def test_a_toy_method_added_through_the_registry_trains_end_to_end(toy_registere
 def test_registry_errors_name_the_choices():
     with pytest.raises(ValueError, match="unknown method 'csi'; choose one of simclr, oecl"):
         methods.get("csi")
-    with pytest.raises(ValueError, match="registered already"):
+    with pytest.raises(ValueError, match="'oecl' is a built-in method and cannot be replaced"):
         methods.register(methods.OECL)
+    with pytest.raises(ValueError, match="'oecl' is a built-in method and cannot be removed"):
+        methods.unregister("oecl")
 
 
 def test_records_say_what_each_method_needs():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ood_explain import notebook
-from ood_explain.cli import build_parser
+from ood_explain.tools.cli import build_parser
 
 
 def test_cpu_plan_is_three_lite_runs(monkeypatch):
@@ -36,7 +36,7 @@ def test_full_table_command_is_a_valid_reproduce_command(tmp_path):
 
 
 def test_run_plan_turns_an_interrupt_into_one_line(monkeypatch, tmp_path):
-    import ood_explain.reproduce as reproduce
+    import ood_explain.experiments.reproduce as reproduce
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -1,4 +1,4 @@
-"""environment.yml installs what pyproject.toml declares (runtime and test extras), nothing less."""
+"""environment.yml installs what pyproject.toml declares (runtime, notebooks and test extras), nothing less."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ def requirement_names(lines: list[str]) -> set[str]:
 
 def test_environment_yml_matches_pyproject():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    declared = requirement_names(project["dependencies"] + project["optional-dependencies"]["test"])
+    extras = project["optional-dependencies"]
+    declared = requirement_names(project["dependencies"] + extras["notebooks"] + extras["test"])
     pip_lines = [line.split("- ", 1)[1] for line in (REPO / "environment.yml").read_text().splitlines()
                  if line.startswith("      - ") and not line.strip().startswith("- -e")]
     assert requirement_names(pip_lines) == declared

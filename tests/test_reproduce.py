@@ -77,7 +77,7 @@ def test_a_subprocess_run_gets_the_whole_config():
     config = resolve(RunConfig(dataset="cifar10", method="oecl", oe="photos", preset="paper", epochs=20,
                                compile=True, alpha=0.1, views=8, out="x"))
     command = sweeps._command(config)
-    assert command[1:3] == ["-m", "ood_explain.sweeps"]
+    assert command[1:3] == ["-m", "ood_explain.experiments.sweeps"]
     assert RunConfig(**json.loads(command[3])) == config  # every field, not a subset of flags
 
 
@@ -118,12 +118,14 @@ def test_a_failing_parallel_job_is_reported(tmp_path):
 
 @pytest.mark.slow
 def test_budget_study_runs_each_budget_and_plots_auroc_against_steps(tmp_path, data_root, monkeypatch):
-    from ood_explain import experiments
+    from ood_explain.experiments import runs as experiments
 
     monkeypatch.setitem(experiments.PRESETS, "lite", {**experiments.PRESETS["lite"], "batch_size": 16,
                                                       "test_limit": 40, "train_eval_limit": 40, "views": 1})
+    from ood_explain.teaching import viz
+
     images = []
-    monkeypatch.setattr(rp, "write_static_image", lambda figure, path: images.append(path) or f"figure: {path}")
+    monkeypatch.setattr(viz, "write_static_image", lambda figure, path: images.append(path) or f"figure: {path}")
     table = rp.budget_study("fashion-mnist-budget", out=tmp_path, data_root=str(data_root), seeds=2, steps=[25, 50],
                             methods=["simclr", "oecl"], classes=[0], progress=False)
     assert sorted(set(table["steps"])) == [25, 50] and set(table["method"]) == {"simclr", "oecl"}
@@ -132,7 +134,9 @@ def test_budget_study_runs_each_budget_and_plots_auroc_against_steps(tmp_path, d
     assert (longest["train"]["epochs"], longest["train"]["warmup_epochs"]) == (2, 0)  # lite's share: 1 of 6
     shortest = json.loads((tmp_path / "steps-25" / "simclr" / "class-0" / "seed-0" / "config.json").read_text())
     assert shortest["train"]["max_steps_per_epoch"] == 25 and shortest["train"]["epochs"] == 1
-    assert "±" in (tmp_path / "budget.md").read_text() and (tmp_path / "budget.html").stat().st_size > 10_000
+    assert "±" in (tmp_path / "budget.md").read_text()
+    assert viz.write_budget_report(table, tmp_path).startswith(f"report: {tmp_path / 'budget.html'}")
+    assert (tmp_path / "budget.html").stat().st_size > 10_000
     assert images == [tmp_path / "budget.png"]
     with pytest.raises(ValueError, match="multiple of 25 steps"):
         rp.budget_epochs(100 + 1)
@@ -143,7 +147,9 @@ def test_a_static_image_that_cannot_be_written_says_why(tmp_path):
         def write_image(self, path, width, height):
             raise ValueError("Image export using the \"kaleido\" engine requires the kaleido package.\nmore")
 
-    message = rp.write_static_image(NoExporter(), tmp_path / "budget.png")
+    from ood_explain.teaching import viz
+
+    message = viz.write_static_image(NoExporter(), tmp_path / "budget.png")
     assert message == ('budget.png not written (ValueError: Image export using the "kaleido" engine requires the '
                        'kaleido package.)')
     assert not (tmp_path / "budget.png").exists()

@@ -19,7 +19,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ood_explain import cli, data, experiments, sweeps
+from ood_explain import cli, data, sweeps
+from ood_explain.experiments import runs as experiments
 from ood_explain import notebook as nb
 from ood_explain import quickstart as qs
 from ood_explain import reproduce as rp

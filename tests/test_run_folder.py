@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from ood_explain import experiments
+from ood_explain.experiments import runs as experiments
 from ood_explain import training as train_module
 from ood_explain.experiments import RunConfig
 
@@ -122,7 +122,7 @@ def test_a_folder_in_use_by_a_live_process_is_refused_and_freed_when_it_dies(tmp
 @pytest.mark.slow
 def test_two_concurrent_runs_into_one_folder(tmp_path):
     out = tmp_path / "run"
-    code = ("import sys; from ood_explain import experiments; from ood_explain.experiments import RunConfig; "
+    code = ("import sys; from ood_explain.experiments import runs as experiments; from ood_explain.experiments import RunConfig; "
             f"experiments.run_experiment(RunConfig(dataset='digits', method='simclr', preset='smoke', device='cpu', "
             f"out={str(out)!r}, seed=int(sys.argv[1]), epochs=6, test_limit=40, train_eval_limit=40), progress=False)")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

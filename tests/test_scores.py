@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ood_explain import methods, models, scores
-from ood_explain.scores import Features
+from ood_explain.core.scores import Features
 
 
 def test_norm():

@@ -1,5 +1,5 @@
 """Data that travels (issue 19): ``ood-explain export-subset`` writes a class-balanced, seeded uint8 ``.npz``
-that ``--data-root FILE.npz`` reads through the normal data path (:func:`ood_explain.data.load_dataset`)."""
+that ``--data-root FILE.npz`` reads through the normal data path (:func:`ood_explain.core.data.load_dataset`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from ood_explain import cli, data
-from ood_explain.gpu_check import SUBSET_LIMIT_BYTES, describe_subset, export_subset
+from ood_explain.tools.gpu_check import SUBSET_LIMIT_BYTES, describe_subset, export_subset
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import torch
 
 from ood_explain import augment, data, losses, methods, models
 from ood_explain import training as train_module
-from ood_explain.methods import Forward
-from ood_explain.training import NonFiniteLossError, TrainConfig
+from ood_explain.core.methods import Forward
+from ood_explain.core.training import NonFiniteLossError, TrainConfig
 
 
 @pytest.fixture(scope="module")

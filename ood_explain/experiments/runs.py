@@ -16,28 +16,43 @@ import json
 import os
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import filelock
 import numpy as np
 import pandas as pd
 import torch
 
-from . import data, methods, scores, training
-from .distributed import barrier, world
-from .metrics import ood_metrics
-from .models import ContrastiveModel, build_model
-from .training import TrainConfig, autocast_dtype, train
+from ood_explain.core import data, methods, scores, training
+from ood_explain.core.distributed import barrier, world
+from ood_explain.core.metrics import ood_metrics
+from ood_explain.core.models import ContrastiveModel, build_model
+from ood_explain.core.training import TrainConfig, autocast_dtype, train
 
 PRESETS: dict[str, dict] = {
     # seconds on a CPU: for tests and CI
-    "smoke": dict(arch="small-cnn", epochs=2, batch_size=32, max_steps_per_epoch=3, views=2, warmup_epochs=1,
-                  test_limit=300, train_eval_limit=300),
+    "smoke": dict(
+        arch="small-cnn",
+        epochs=2,
+        batch_size=32,
+        max_steps_per_epoch=3,
+        views=2,
+        warmup_epochs=1,
+        test_limit=300,
+        train_eval_limit=300,
+    ),
     # minutes on 2 CPU cores: 6 epochs of at most 25 steps (3,200 ID images an epoch at batch 128)
-    "lite": dict(arch="small-cnn", epochs=6, batch_size=128, max_steps_per_epoch=25, views=4, warmup_epochs=1,
-                 train_eval_limit=2000),
+    "lite": dict(
+        arch="small-cnn",
+        epochs=6,
+        batch_size=128,
+        max_steps_per_epoch=25,
+        views=4,
+        warmup_epochs=1,
+        train_eval_limit=2000,
+    ),
     # the official hyper-parameters (plain SGD, lr 0.1, batch 64, 1000 epochs, 32 test views), for GPUs
     "paper": dict(arch="resnet18-cifar", epochs=1000, batch_size=64, views=32, warmup_epochs=50),
 }
@@ -81,6 +96,7 @@ class RunConfig:
     compile: bool = False
     test_limit: int | None = None
     train_eval_limit: int | None = None
+    method_params: dict | None = None  # the method's own hyper-parameters; resolve fills its defaults
 
 
 # Settings that change neither the trained model nor its data: a run folder may be reused under other values.
@@ -110,25 +126,40 @@ def resolve(config: RunConfig) -> RunConfig:
         # A shorter (or longer) run keeps the preset's share of warm-up epochs (paper: 50 of 1000).
         defaults["warmup_epochs"] = round(defaults["warmup_epochs"] * config.epochs / defaults["epochs"])
     defaults["batch_size"] = method.images_per_batch(defaults["batch_size"])
-    filled = {name: defaults[name] for name in defaults
-              if name in RunConfig.__dataclass_fields__ and getattr(config, name) is None}
+    filled = {
+        name: defaults[name]
+        for name in defaults
+        if name in RunConfig.__dataclass_fields__ and getattr(config, name) is None
+    }
     if not method.external_oe:
         filled.update(oe=None, oe_shots=None)
+    filled["method_params"] = methods.resolve_params(method, config.method_params) or None
     return dataclasses.replace(config, **filled)
 
 
 def train_config(config: RunConfig) -> TrainConfig:
     """The optimisation settings of a resolved run."""
+    # resolve() fills these from the preset: every preset sets them
+    assert config.epochs is not None and config.batch_size is not None and config.warmup_epochs is not None
     return TrainConfig(
-        method=config.method, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-        weight_decay=config.weight_decay, alpha=config.alpha, warmup_epochs=config.warmup_epochs, seed=config.seed,
-        precision=config.precision, compile=config.compile, max_steps_per_epoch=config.max_steps_per_epoch,
+        method=config.method,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        alpha=config.alpha,
+        warmup_epochs=config.warmup_epochs,
+        seed=config.seed,
+        precision=config.precision,
+        compile=config.compile,
+        max_steps_per_epoch=config.max_steps_per_epoch,
+        method_params=dict(config.method_params or {}),
     )
 
 
 def pick_device(name: str) -> torch.device:
-    """"auto" -> CUDA when available, else CPU. A bare "cuda" means the current GPU (under torchrun: GPU
-    LOCAL_RANK, made current by :func:`ood_explain.distributed.setup`)."""
+    """ "auto" -> CUDA when available, else CPU. A bare "cuda" means the current GPU (under torchrun: GPU
+    LOCAL_RANK, made current by :func:`ood_explain.core.distributed.setup`)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
@@ -179,8 +210,11 @@ class EvaluationSets:
 def evaluation_sets(split: data.Split, per_side: int | None, train_sample: int | None, seed: int) -> EvaluationSets:
     """Seeded subsets of at most `per_side` ID and OOD test images and `train_sample` training images.
     The one place of the seed offsets: every caller with the same arguments scores the same images."""
-    return EvaluationSets(limit(split.id_test, per_side, seed), limit(split.ood_test, per_side, seed + 1),
-                          limit(split.id_train, train_sample, seed + 2))
+    return EvaluationSets(
+        limit(split.id_test, per_side, seed),
+        limit(split.ood_test, per_side, seed + 1),
+        limit(split.id_train, train_sample, seed + 2),
+    )
 
 
 @dataclass
@@ -195,10 +229,16 @@ class RunData:
     def record(self) -> dict:
         """What config.json says about the data."""
         split, oe = self.split, self.oe
-        return {"dataset": split.id_train.name, "id_train": len(split.id_train), "id_test": len(split.id_test),
-                "ood_test": len(split.ood_test), "oe": oe.name if oe is not None else None,
-                "oe_images": len(oe) if oe is not None else 0,
-                **split.id_train.notes, **(oe.notes if oe is not None else {})}
+        return {
+            "dataset": split.id_train.name,
+            "id_train": len(split.id_train),
+            "id_test": len(split.id_test),
+            "ood_test": len(split.ood_test),
+            "oe": oe.name if oe is not None else None,
+            "oe_images": len(oe) if oe is not None else 0,
+            **split.id_train.notes,
+            **(oe.notes if oe is not None else {}),
+        }
 
 
 def load_data(config: RunConfig) -> RunData:
@@ -209,14 +249,24 @@ def load_data(config: RunConfig) -> RunData:
     split = data.make_split(train_set, test_set, config.protocol, config.normal_class)
     for side, images in (("ID", split.id_test), ("OOD", split.ood_test)):
         if len(images) == 0:
-            raise ValueError(f"{config.dataset} class {class_name(split.id_train.classes, config.normal_class)} "
-                             f"({config.protocol}) has no {side} test images in the test split{_where(config)}: "
-                             f"pick another class or add test images")
+            raise ValueError(
+                f"{config.dataset} class {class_name(split.id_train.classes, config.normal_class)} "
+                f"({config.protocol}) has no {side} test images in the test split{_where(config)}: "
+                f"pick another class or add test images"
+            )
     oe = None
     if methods.get(config.method).external_oe:
         outliers = train_set.subset(~torch.isin(train_set.labels, split.id_train.labels.unique()))
-        oe = data.load_oe(config.oe, split.id_train, config.data_root, config.download, config.oe_shots,
-                          config.seed, outlier_classes=outliers)
+        assert config.oe is not None  # resolve() refuses a method with external OE and no OE source
+        oe = data.load_oe(
+            config.oe,
+            split.id_train,
+            config.data_root,
+            config.download,
+            config.oe_shots,
+            config.seed,
+            outlier_classes=outliers,
+        )
     return RunData(split, oe, evaluation_sets(split, config.test_limit, config.train_eval_limit, config.seed))
 
 
@@ -234,28 +284,40 @@ def make_model(config: RunConfig, in_channels: int) -> ContrastiveModel:
     """The untrained model of a resolved config: its architecture, the dataset's input normalization, and a
     classifier when the method has one."""
     mean, std = data.NORMALIZATION.get(config.dataset, (None, None))
+    assert config.arch is not None  # resolve() fills it from the preset: every preset sets it
     return build_model(config.arch, in_channels, mean, std, with_classifier=methods.get(config.method).classifier)
 
 
 # ------------------------------------------------------------------------------------------- scoring
 
 
-def score_table(model: ContrastiveModel, evaluation: EvaluationSets, method: str, views: int, seed: int = 0,
-                device: torch.device | str = "cpu", precision: str = "auto") -> pd.DataFrame:
+def score_table(
+    model: ContrastiveModel,
+    evaluation: EvaluationSets,
+    method: str,
+    views: int,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    precision: str = "auto",
+) -> pd.DataFrame:
     """Per-sample scores, a pure function of (model, images, views): one row per test image with is_id,
-    label and one column per score (higher = more ID). ID test images come first."""
-    device = torch.device(device)
+    label and one column per score (higher = more ID). ID test images come first. `device`: where to score
+    (default: where the model is; the model is moved there)."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     dtype = autocast_dtype(precision, device, model.is_resnet)
     model.to(device)
     train = scores.extract_features(model, evaluation.train_sample.images.to(device), seed=seed, autocast=dtype)
-    test = scores.extract_features(model, evaluation.test_images().to(device), views=views, seed=seed,
-                                   autocast=dtype)
+    test = scores.extract_features(model, evaluation.test_images().to(device), views=views, seed=seed, autocast=dtype)
     values = scores.all_scores(test, train, methods.get(method).own_scores)
     return pd.DataFrame({"is_id": evaluation.is_id().astype(int), "label": evaluation.labels(), **values})
 
 
 def id_and_ood(table: pd.DataFrame, score: str) -> tuple[np.ndarray, np.ndarray]:
-    """(ID values, OOD values) of one score column of a per-sample table."""
+    """(ID values, OOD values) of one score column of a per-sample table; an unknown score is a ValueError
+    listing the table's scores."""
+    if score not in table.columns or score in ("is_id", "label"):
+        have = ", ".join(c for c in table.columns if c not in ("is_id", "label"))
+        raise ValueError(f"no score {score!r} in this table; its scores are {have}")
     is_id = table["is_id"].to_numpy().astype(bool)
     values = table[score].to_numpy()
     return values[is_id], values[~is_id]
@@ -343,15 +405,28 @@ class Run:
         if missing:
             raise FileNotFoundError(f"{path} is not a finished run folder: missing {', '.join(missing)}")
         record = read_record(path)
+        methods.get(record["run"].get("method", ""), source=record.get("plugin"))  # a plugin's method: import it
         metrics = _read_json(path / "metrics.json")
-        if (not isinstance(metrics.get("scores"), dict) or metrics.get("score") not in metrics["scores"]
-                or "auroc" not in metrics):
-            raise ValueError(f"{path / 'metrics.json'} is not the metrics of an ood-explain run (no main 'score' "
-                             "among its 'scores'): was the folder made by another tool? Point at a run folder "
-                             "that ood-explain run or sweep wrote")
+        if (
+            not isinstance(metrics.get("scores"), dict)
+            or metrics.get("score") not in metrics["scores"]
+            or "auroc" not in metrics
+        ):
+            raise ValueError(
+                f"{path / 'metrics.json'} is not the metrics of an ood-explain run (no main 'score' "
+                "among its 'scores'): was the folder made by another tool? Point at a run folder "
+                "that ood-explain run or sweep wrote"
+            )
         epoch_file = path / "epoch_scores.csv"
-        return cls(recorded_config(record), pd.read_csv(path / "scores.csv"), pd.read_csv(path / "history.csv"),
-                   metrics, record.get("data", {}), path, pd.read_csv(epoch_file) if epoch_file.exists() else None)
+        return cls(
+            recorded_config(record),
+            pd.read_csv(path / "scores.csv"),
+            pd.read_csv(path / "history.csv"),
+            metrics,
+            record.get("data", {}),
+            path,
+            pd.read_csv(epoch_file) if epoch_file.exists() else None,
+        )
 
 
 # config.json first, metrics.json (the finished marker) last
@@ -368,6 +443,8 @@ def model_settings(config: RunConfig) -> dict:
     """The settings of a resolved config that shape the trained model or its data (JSON-comparable). For
     dataset ``imagefolder`` they include ``data_root``, as an absolute path: that folder is the dataset."""
     settings = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(config))).items() if k not in NOT_SHAPING}
+    if not settings.get("method_params"):  # a method without hyper-parameters of its own: as before they existed
+        settings.pop("method_params", None)
     if config.dataset == "imagefolder":
         settings["data_root"] = os.path.abspath(data.resolve_data_root(config.data_root))
     return settings
@@ -377,11 +454,15 @@ def _read_json(path: Path) -> dict:
     try:
         value = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON ({error}): was the folder made by another tool? Point at an "
-                         "ood-explain run folder, or delete the file") from None
+        raise ValueError(
+            f"{path} is not valid JSON ({error}): was the folder made by another tool? Point at an "
+            "ood-explain run folder, or delete the file"
+        ) from None
     if not isinstance(value, dict):
-        raise ValueError(f"{path} holds a JSON {type(value).__name__}, not an ood-explain record: was the folder "
-                         "made by another tool?")
+        raise ValueError(
+            f"{path} holds a JSON {type(value).__name__}, not an ood-explain record: was the folder "
+            "made by another tool?"
+        )
     return value
 
 
@@ -391,8 +472,10 @@ def read_record(folder: str | Path) -> dict:
     path = Path(folder) / "config.json"
     record = _read_json(path)
     if not isinstance(record.get("run"), dict):
-        raise ValueError(f"{path} has no 'run' block, so {Path(folder)} is not an ood-explain run folder (made by "
-                         "another tool?): point at a folder that ood-explain run or sweep wrote, or use a new --out")
+        raise ValueError(
+            f"{path} has no 'run' block, so {Path(folder)} is not an ood-explain run folder (made by "
+            "another tool?): point at a folder that ood-explain run or sweep wrote, or use a new --out"
+        )
     return record
 
 
@@ -437,8 +520,10 @@ def refuse_other_folder_settings(out: Path, config: RunConfig) -> dict:
     record = read_record(out)
     differing = training.setting_differences(recorded_settings(record), model_settings(config), "folder")
     if differing:
-        raise ValueError(f"run folder {out} holds a finished run made with other settings ({'; '.join(differing)})."
-                         " Use a new --out folder, or --restart to train it again.")
+        raise ValueError(
+            f"run folder {out} holds a finished run made with other settings ({'; '.join(differing)})."
+            " Use a new --out folder, or --restart to train it again."
+        )
     return record
 
 
@@ -488,10 +573,11 @@ def prepare_folder(out: Path, config: RunConfig, resume: bool) -> None:
     (out / "metrics.json").unlink(missing_ok=True)
 
 
-def run_experiment(config: RunConfig, resume: bool = True, progress: bool = True, on_epoch_end=None,
-                   run_data: RunData | None = None) -> Run:
+def run_experiment(
+    config: RunConfig, resume: bool = True, progress: bool = True, on_epoch_end=None, run_data: RunData | None = None
+) -> Run | None:
     """Train and evaluate one configuration into its run folder ``config.out`` and return the :class:`Run`
-    (model included). `on_epoch_end` is passed to :func:`ood_explain.training.train`. `run_data`: the data
+    (model included). `on_epoch_end` is passed to :func:`ood_explain.core.training.train`. `run_data`: the data
     of this config when the caller has loaded it already (:func:`load_data`).
 
     The folder holds one configuration: a checkpoint of other settings is refused before anything is
@@ -509,13 +595,23 @@ def run_experiment(config: RunConfig, resume: bool = True, progress: bool = True
     with folder_lock(out) if rank == 0 else contextlib.nullcontext():
         if rank == 0:
             prepare_folder(out, config, resume)
-            record = {"run": dataclasses.asdict(config), "train": dataclasses.asdict(settings),
-                      "data": run_data.record(), "settings": model_settings(config)}
+            record = {
+                "run": dataclasses.asdict(config),
+                "train": dataclasses.asdict(settings),
+                "data": run_data.record(),
+                "settings": model_settings(config),
+                "plugin": methods.get(config.method).source,
+            }
             (out / "config.json").write_text(json.dumps(record, indent=2))
         history = train(
-            model, run_data.split.id_train.images.to(device), settings,
+            model,
+            run_data.split.id_train.images.to(device),
+            settings,
             oe_images=run_data.oe.images.to(device) if run_data.oe is not None else None,
-            checkpoint=out / "checkpoint.pt", resume=resume, progress=progress, on_epoch_end=on_epoch_end,
+            checkpoint=out / "checkpoint.pt",
+            resume=resume,
+            progress=progress,
+            on_epoch_end=on_epoch_end,
             identity=model_settings(config),
         )
         train_seconds = sum(row["seconds"] for row in history)  # every epoch, also those before a resume
@@ -523,10 +619,16 @@ def run_experiment(config: RunConfig, resume: bool = True, progress: bool = True
             barrier()  # wait for rank 0's evaluation, so every rank leaves with the run folder complete
             return None
         started = time.perf_counter()
-        table = score_table(model, run_data.evaluation, config.method, config.views, config.seed, device,
-                            config.precision)
-        metrics = {**metrics_of(table, config.method), "train_seconds": round(train_seconds, 2),
-                   "eval_seconds": round(time.perf_counter() - started, 2), "epochs": len(history)}
+        assert config.views is not None  # resolve() fills it from the preset: every preset sets it
+        table = score_table(
+            model, run_data.evaluation, config.method, config.views, config.seed, device, config.precision
+        )
+        metrics = {
+            **metrics_of(table, config.method),
+            "train_seconds": round(train_seconds, 2),
+            "eval_seconds": round(time.perf_counter() - started, 2),
+            "epochs": len(history),
+        }
         run = Run(config, table, pd.DataFrame(history), metrics, run_data.record(), out, _model=model)
         write_results_files(run, out)
     barrier()

@@ -14,21 +14,22 @@ name                formula                               note
 ``knn``             -||h_0/|h_0| - nearest h^train/|h|||  kNN distance on backbone features
 ==================  ====================================  ====================================
 
-A method may add scores of its own (HSC's distance, BCE's logit): see :mod:`ood_explain.methods`.
+A method may add scores of its own (HSC's distance, BCE's logit): see :mod:`ood_explain.core.methods`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import augment
-from .augment import AugmentConfig
-from .models import ContrastiveModel
+from ood_explain.core import augment
+from ood_explain.core.augment import AugmentConfig
+from ood_explain.core.models import ContrastiveModel
+
 
 @dataclass
 class Features:
@@ -64,14 +65,18 @@ def extract_features(
             h, z = model(augment.to_float(batch))
             if model.classifier is not None:
                 logits.append(model.logit(h).float())
-            random_views = [model(augment.simclr_view(batch, generator, augment_config))[1].float()
-                            for _ in range(views)]
+            random_views = [
+                model(augment.simclr_view(batch, generator, augment_config))[1].float() for _ in range(views)
+            ]
         hs.append(h.float())
         zs.append(z.float())
-        view_batches.append(torch.stack(random_views) if views
-                            else torch.empty(0, len(batch), z.shape[1], device=device))
+        view_batches.append(
+            torch.stack(random_views) if views else torch.empty(0, len(batch), z.shape[1], device=device)
+        )
     return Features(
-        h=torch.cat(hs).cpu(), z=torch.cat(zs).cpu(), z_views=torch.cat(view_batches, dim=1).cpu(),
+        h=torch.cat(hs).cpu(),
+        z=torch.cat(zs).cpu(),
+        z_views=torch.cat(view_batches, dim=1).cpu(),
         logit=torch.cat(logits).cpu() if logits else None,
     )
 
@@ -102,12 +107,17 @@ def knn_score(h: torch.Tensor, h_train: torch.Tensor, k: int = 1, chunk: int = 4
     feature (M, F): (N,). Higher = closer to the training data."""
     bank = F.normalize(h_train, dim=1)
     k = min(k, len(bank))
-    distances = [torch.cdist(F.normalize(part, dim=1), bank).topk(k, largest=False).values[:, -1] for part in h.split(chunk)]
+    distances = [
+        torch.cdist(F.normalize(part, dim=1), bank).topk(k, largest=False).values[:, -1] for part in h.split(chunk)
+    ]
     return -torch.cat(distances)
 
 
-def all_scores(test: Features, train: Features | None = None,
-               own_scores: Mapping[str, Callable[[Features], torch.Tensor]] | None = None) -> dict[str, np.ndarray]:
+def all_scores(
+    test: Features,
+    train: Features | None = None,
+    own_scores: Mapping[str, Callable[[Features], torch.Tensor]] | None = None,
+) -> dict[str, np.ndarray]:
     """Every applicable score of the test features, as float64 arrays (N,): the norm family, the
     nearest-neighbour scores when `train` is given, and a method's `own_scores` (name -> function)."""
     scores = {"norm": norm(test.z)}

@@ -117,6 +117,9 @@ class ContrastiveModel(nn.Module):
     the encoder's ``feature_dim`` attribute. mean/std: per-channel input normalization on the [0, 1] scale.
     """
 
+    mean: torch.Tensor  # buffers registered in __init__
+    std: torch.Tensor
+
     def __init__(
         self,
         encoder: nn.Module,
@@ -129,8 +132,12 @@ class ContrastiveModel(nn.Module):
         super().__init__()
         feature_dim = feature_dim or getattr(encoder, "feature_dim", None)
         if not feature_dim:
-            raise ValueError("pass feature_dim=F (the size of the encoder's output features), or give the encoder "
-                             "a feature_dim attribute")
+            raise ValueError(
+                "pass feature_dim=F (the size of the encoder's output features), or give the encoder "
+                "a feature_dim attribute"
+            )
+        if len(mean) != len(std) or not len(mean):
+            raise ValueError(f"mean and std need one value per image channel each, got {len(mean)} and {len(std)}")
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         self.encoder = encoder
@@ -138,7 +145,19 @@ class ContrastiveModel(nn.Module):
         self.classifier = nn.Linear(feature_dim, 1) if with_classifier else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
+            raise ValueError(
+                f"the model normalises {self.mean.shape[1]}-channel images (mean/std of {self.mean.shape[1]} "
+                f"values) but got input of shape {tuple(x.shape)}; give images (B, {self.mean.shape[1]}, H, W), or "
+                f"build the model with one mean/std value per channel of your images"
+            )
         h = self.encoder((x - self.mean) / self.std)
+        features = self.head[0].in_features
+        if h.dim() != 2 or h.shape[1] != features:
+            raise ValueError(
+                f"the encoder returned features of shape {tuple(h.shape)}; the projection head needs (B, {features}) "
+                "(feature_dim): end the encoder with nn.Flatten() after pooling, or pass the right feature_dim"
+            )
         return h, self.head(h)
 
     @property

@@ -1,7 +1,7 @@
 """``ood-explain check-notebooks``: does what the notebooks say hold on this machine?
 
 Executes notebooks 00-05 in lite mode (a fresh kernel each, nbclient) with ``$OOD_EXPLAIN_CLAIMS_LOG`` set,
-so every :func:`ood_explain.claims.your_run` cell appends its verdicts (this run's value against each
+so every :func:`ood_explain.teaching.claims.your_run` cell appends its verdicts (this run's value against each
 quoted range, and each "in k of n seeds" statement), then counts them: ``check.md`` and ``check.json`` in
 the output folder, with the executed notebooks beside them. The CPU kernels follow
 ``ATEN_CPU_CAPABILITY`` and ``ONEDNN_MAX_CPU_ISA``; set them to stand in for another processor.
@@ -17,15 +17,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import LOG_VARIABLE, RESULTS, coverage, within
+from ood_explain.teaching.claims import LOG_VARIABLE, RESULTS, coverage, within
 
-NOTEBOOKS = ("00_quickstart", "01_contrastive_learning", "02_norm_as_ood_score", "03_oecl", "04_self_oecl",
-             "05_leave_one_class_out")
+NOTEBOOKS = (
+    "00_quickstart",
+    "01_contrastive_learning",
+    "02_norm_as_ood_score",
+    "03_oecl",
+    "04_self_oecl",
+    "05_leave_one_class_out",
+)
 KERNEL_SETTINGS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "OOD_EXPLAIN_THREADS")
 
 
 def notebooks_folder() -> Path:
-    return Path(__file__).resolve().parents[1] / "notebooks"
+    return Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def pick(names: list[str] | None) -> list[str]:
@@ -51,8 +57,9 @@ def execute(name: str, out: Path, timeout: int) -> float:
     source = notebooks_folder() / f"{name}.ipynb"
     notebook = nbformat.read(source, as_version=4)
     started = time.perf_counter()
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(source.parent)}})
+    client = NotebookClient(
+        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(source.parent)}}
+    )
     try:
         client.execute()
     except CellExecutionError as error:
@@ -63,8 +70,9 @@ def execute(name: str, out: Path, timeout: int) -> float:
     return time.perf_counter() - started
 
 
-def check_notebooks(out: str | Path, runs: str | Path | None = None, names: list[str] | None = None,
-                    timeout: int = 3600) -> pd.DataFrame:
+def check_notebooks(
+    out: str | Path, runs: str | Path | None = None, names: list[str] | None = None, timeout: int = 3600
+) -> pd.DataFrame:
     """Execute the notebooks (lite mode; runs under `runs`, default ``OUT/runs``) and write check.md and
     check.json into `out`; returns the verdicts (one row per range or statement a notebook checked)."""
     out = Path(out).absolute()
@@ -73,8 +81,13 @@ def check_notebooks(out: str | Path, runs: str | Path | None = None, names: list
     log = out / "claims-log.jsonl"
     log.unlink(missing_ok=True)
     saved = dict(os.environ)  # the kernels inherit these; the caller's environment is restored afterwards
-    os.environ.update({"OOD_EXPLAIN_FAST": "0", "OOD_EXPLAIN_RUNS": str(Path(runs or out / "runs").absolute()),
-                       LOG_VARIABLE: str(log)})
+    os.environ.update(
+        {
+            "OOD_EXPLAIN_FAST": "0",
+            "OOD_EXPLAIN_RUNS": str(Path(runs or out / "runs").absolute()),
+            LOG_VARIABLE: str(log),
+        }
+    )
     seconds = {}
     try:
         for name in chosen:
@@ -126,8 +139,11 @@ def settings() -> dict[str, str]:
     and the processor."""
     import torch
 
-    return {**{name: os.environ.get(name, "(unset)") for name in KERNEL_SETTINGS},
-            "torch CPU capability": torch.backends.cpu.get_cpu_capability(), "processor": processor()}
+    return {
+        **{name: os.environ.get(name, "(unset)") for name in KERNEL_SETTINGS},
+        "torch CPU capability": torch.backends.cpu.get_cpu_capability(),
+        "processor": processor(),
+    }
 
 
 def processor() -> str:
@@ -146,37 +162,65 @@ def counts(verdicts: pd.DataFrame) -> dict:
     """How many ranges held, how many statements held, and how many of the statements that held in every
     seed of the claims study also held here."""
     if verdicts.empty:
-        return {"ranges": 0, "ranges_inside": 0, "statements": 0, "statements_held": 0,
-                "every_seed_statements": 0, "every_seed_statements_held": 0}
+        return {
+            "ranges": 0,
+            "ranges_inside": 0,
+            "statements": 0,
+            "statements_held": 0,
+            "every_seed_statements": 0,
+            "every_seed_statements_held": 0,
+        }
     ranges = verdicts[verdicts["kind"] == "range"]
     said = verdicts[verdicts["kind"] == "statement"]
     every = said[said["holds"] == said["n"]]
-    return {"ranges": len(ranges), "ranges_inside": int(ranges["inside"].sum()), "statements": len(said),
-            "statements_held": int(said["inside"].sum()), "every_seed_statements": len(every),
-            "every_seed_statements_held": int(every["inside"].sum())}
+    return {
+        "ranges": len(ranges),
+        "ranges_inside": int(ranges["inside"].sum()),
+        "statements": len(said),
+        "statements_held": int(said["inside"].sum()),
+        "every_seed_statements": len(every),
+        "every_seed_statements_held": int(every["inside"].sum()),
+    }
 
 
 def write_report(verdicts: pd.DataFrame, seconds: dict[str, float], out: Path) -> None:
     summary = counts(verdicts)
     n = int(verdicts["n"].max()) if not verdicts.empty else 0
-    lines = ["# Notebook check", "", "Settings: " + ", ".join(f"{k}={v}" for k, v in settings().items()), "",
-             "Executed: " + ", ".join(f"{name} ({s:.0f} s)" for name, s in seconds.items()), "",
-             f"* quoted ranges: this run inside {summary['ranges_inside']} of {summary['ranges']}"
-             + (f" (expected about {coverage(n):.0%} for the min – max of {n} seeds)" if n else ""),
-             f"* statements: {summary['statements_held']} of {summary['statements']} held (the prose says in how "
-             "many seeds each held)",
-             f"* statements that held in every seed of the study: {summary['every_seed_statements_held']} of "
-             f"{summary['every_seed_statements']} held here", ""]
+    lines = [
+        "# Notebook check",
+        "",
+        "Settings: " + ", ".join(f"{k}={v}" for k, v in settings().items()),
+        "",
+        "Executed: " + ", ".join(f"{name} ({s:.0f} s)" for name, s in seconds.items()),
+        "",
+        f"* quoted ranges: this run inside {summary['ranges_inside']} of {summary['ranges']}"
+        + (f" (expected about {coverage(n):.0%} for the min – max of {n} seeds)" if n else ""),
+        f"* statements: {summary['statements_held']} of {summary['statements']} held (the prose says in how "
+        "many seeds each held)",
+        f"* statements that held in every seed of the study: {summary['every_seed_statements_held']} of "
+        f"{summary['every_seed_statements']} held here",
+        "",
+    ]
     if not verdicts.empty:
-        lines += ["| notebook | kind | claim or statement | this run | expected | as stated |", "|:--|:--|:--|--:|:--|:--|"]
+        lines += [
+            "| notebook | kind | claim or statement | this run | expected | as stated |",
+            "|:--|:--|:--|--:|:--|:--|",
+        ]
         for row in verdicts.itertuples():
             if row.kind == "range":
                 value, expected = f"{row.value:.2f}", f"{row.low:.2f} – {row.high:.2f}"
             else:
-                value, expected = ("holds" if row.inside else "does not hold"), f"held in {int(row.holds)} of {int(row.n)} seeds"
-            lines.append(f"| {row.notebook} | {row.kind} | {row.name} | {value} | {expected} | "
-                         f"{'yes' if row.inside else 'no'} |")
+                value, expected = (
+                    ("holds" if row.inside else "does not hold"),
+                    f"held in {int(row.holds)} of {int(row.n)} seeds",
+                )
+            lines.append(
+                f"| {row.notebook} | {row.kind} | {row.name} | {value} | {expected} | {'yes' if row.inside else 'no'} |"
+            )
     (out / "check.md").write_text("\n".join(lines) + "\n")
-    (out / "check.json").write_text(json.dumps({"settings": settings(), "seconds": seconds, **summary,
-                                                "verdicts": verdicts.to_dict("records")}, indent=2))
+    (out / "check.json").write_text(
+        json.dumps(
+            {"settings": settings(), "seconds": seconds, **summary, "verdicts": verdicts.to_dict("records")}, indent=2
+        )
+    )
     print("\n".join(lines[:9]))

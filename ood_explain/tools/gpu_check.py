@@ -1,6 +1,6 @@
 """One prepared GPU check (issue 19): every figure a GPU session should bring back, in one command.
 
-``bash scripts/gpu-check.sh OUT`` (that is ``python -m ood_explain.gpu_check OUT`` with the working tree on
+``bash scripts/gpu-check.sh OUT`` (that is ``python -m ood_explain.tools.gpu_check OUT`` with the working tree on
 ``PYTHONPATH``: the package need not be installed) runs these steps, each as a subprocess under its own time
 limit, so that a step that hangs is killed and the others still run (at most :data:`GPU_BUDGET_S` seconds in
 all, 9 minutes, on one H100/H200):
@@ -12,7 +12,7 @@ all, 9 minutes, on one H100/H200):
 3. ``tests``: pytest's quick tier on the machine, with this module as a plugin that marks the tests taking a
    ``device`` parameter (they run on CUDA there), lists test files that do not import (a missing package) and
    deselects tests that need the test data when it is absent.
-4. ``profile``: the package's own training step (:class:`ood_explain.training.TrainingStep`) of the CIFAR
+4. ``profile``: the package's own training step (:class:`ood_explain.core.training.TrainingStep`) of the CIFAR
    ResNet-18: seconds per step for SimCLR and OECL, host-device syncs inside the step, and a
    ``torch.profiler`` summary of one OECL step (top 15 operators by CUDA time; CPU time on a CPU).
 5. ``reproduce``: CIFAR-10 one-vs-rest, class 0, SimCLR, self-OECL and OECL side by side
@@ -31,8 +31,8 @@ GPU machine's $OUT returns at most eight.
 the GPU machine lacks (:data:`MISSING_ON_GPU_MACHINE`), so that a step needing one fails here first.
 
 Also here: :func:`export_subset` (``ood-explain export-subset``), the class-balanced uint8 ``.npz`` that
-:func:`ood_explain.data.load_dataset` reads with ``--data-root FILE.npz``; and the pytest plugin hooks
-(``pytest -p ood_explain.gpu_check``). This module imports only the standard library at its top (the
+:func:`ood_explain.core.data.load_dataset` reads with ``--data-root FILE.npz``; and the pytest plugin hooks
+(``pytest -p ood_explain.tools.gpu_check``). This module imports only the standard library at its top (the
 package's ``__init__`` brings the core: torch, numpy, pandas); everything else is imported where it is used.
 """
 
@@ -52,10 +52,12 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GPU_BUDGET_S = 540  # 9 minutes: one 10-minute device command, with a minute for its start and transfers
 DRY_BUDGET_S = 175  # the dry run: under 3 minutes on 2 cores
 RESERVE_S = 6  # kept back from every step's limit for the report
@@ -66,21 +68,64 @@ REPORT, FIGURES, ARCHIVE = "gpu-report.md", "gpu-check.json", "gpu-check-work.ta
 # Packages the GPU machine lacks (issue 19; /work/.library/device/KINDS.md): the dry run blocks their import.
 MISSING_ON_GPU_MACHINE = ("plotly", "umap", "ipywidgets", "anywidget", "jupyterlab", "nbval", "kornia")
 TEACHING = ("plotly", "umap", "ipywidgets", "anywidget", "jupyterlab")  # must not load on the core's path
-CORE_MODULES = ("ood_explain", "ood_explain.cli", "ood_explain.experiments", "ood_explain.sweeps",
-                "ood_explain.reproduce", "ood_explain.bench", "ood_explain.training", "ood_explain.gpu_check")
+CORE_MODULES = (
+    "ood_explain",
+    "ood_explain.tools.cli",
+    "ood_explain.experiments",
+    "ood_explain.experiments.sweeps",
+    "ood_explain.experiments.reproduce",
+    "ood_explain.tools.bench",
+    "ood_explain.core.training",
+    "ood_explain.tools.gpu_check",
+)
 PACKAGES = {  # import name -> distribution name
-    "numpy": "numpy", "pandas": "pandas", "scipy": "scipy", "sklearn": "scikit-learn", "PIL": "pillow",
-    "tqdm": "tqdm", "tabulate": "tabulate", "filelock": "filelock", "pytest": "pytest", "plotly": "plotly",
-    "umap": "umap-learn", "ipywidgets": "ipywidgets", "anywidget": "anywidget", "jupyterlab": "jupyterlab",
-    "nbval": "nbval", "kornia": "kornia",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "scipy": "scipy",
+    "sklearn": "scikit-learn",
+    "PIL": "pillow",
+    "tqdm": "tqdm",
+    "tabulate": "tabulate",
+    "filelock": "filelock",
+    "pytest": "pytest",
+    "plotly": "plotly",
+    "umap": "umap-learn",
+    "ipywidgets": "ipywidgets",
+    "anywidget": "anywidget",
+    "jupyterlab": "jupyterlab",
+    "nbval": "nbval",
+    "kornia": "kornia",
 }
 REPRODUCE_METHODS = ("simclr", "self-oecl", "oecl")
 BENCH_ARCHS = ("small-cnn", "resnet18-cifar")
-SECTIONS = ("## Machine", "## Data", "## Tests on the device", "## Throughput benchmark",
-            "## Profile of one training step", "## CIFAR-10 one-vs-rest, class 0", "## GPU utilisation",
-            "## Steps and time limits", "## Closing note")
-JSON_KEYS = ("mode", "started", "seconds", "budget_s", "command", "work", "machine", "data", "tests", "bench",
-             "profile", "reproduce", "gpu_utilisation", "steps", "notes")
+SECTIONS = (
+    "## Machine",
+    "## Data",
+    "## Tests on the device",
+    "## Throughput benchmark",
+    "## Profile of one training step",
+    "## CIFAR-10 one-vs-rest, class 0",
+    "## GPU utilisation",
+    "## Steps and time limits",
+    "## Closing note",
+)
+JSON_KEYS = (
+    "mode",
+    "started",
+    "seconds",
+    "budget_s",
+    "command",
+    "work",
+    "machine",
+    "data",
+    "tests",
+    "bench",
+    "profile",
+    "reproduce",
+    "gpu_utilisation",
+    "steps",
+    "notes",
+)
 
 
 @dataclass(frozen=True)
@@ -104,15 +149,54 @@ class Sizes:
     limits: dict
 
 
-GPU = Sizes("gpu", "cuda", GPU_BUDGET_S, (10_000, 2_000), (64, 256), ("--steps", "10", "--rounds", "2"), 2048, 64,
-            20, 32, 3, "paper", "quick",
-            {"facts": 20, "data": 60, "tests": 60, "profile": 40, "reproduce": 150,
-             "bench-small-cnn": 40, "bench-resnet18-cifar": 95})
-DRY = Sizes("dry-run", "cpu", DRY_BUDGET_S, (500, 200), (4,),
-            ("--steps", "1", "--rounds", "1", "--warmup", "1", "--workers", "0", "--no-compile"), 32, 2, 1, 16, 1,
-            "smoke", "device",
-            {"facts": 25, "data": 30, "tests": 60, "profile": 40, "reproduce": 90,
-             "bench-small-cnn": 40, "bench-resnet18-cifar": 45})
+GPU = Sizes(
+    "gpu",
+    "cuda",
+    GPU_BUDGET_S,
+    (10_000, 2_000),
+    (64, 256),
+    ("--steps", "10", "--rounds", "2"),
+    2048,
+    64,
+    20,
+    32,
+    3,
+    "paper",
+    "quick",
+    {
+        "facts": 20,
+        "data": 60,
+        "tests": 60,
+        "profile": 40,
+        "reproduce": 150,
+        "bench-small-cnn": 40,
+        "bench-resnet18-cifar": 95,
+    },
+)
+DRY = Sizes(
+    "dry-run",
+    "cpu",
+    DRY_BUDGET_S,
+    (500, 200),
+    (4,),
+    ("--steps", "1", "--rounds", "1", "--warmup", "1", "--workers", "0", "--no-compile"),
+    32,
+    2,
+    1,
+    16,
+    1,
+    "smoke",
+    "device",
+    {
+        "facts": 25,
+        "data": 30,
+        "tests": 60,
+        "profile": 40,
+        "reproduce": 90,
+        "bench-small-cnn": 40,
+        "bench-resnet18-cifar": 45,
+    },
+)
 
 # ------------------------------------------------------------------------------------------ data that travels
 
@@ -129,7 +213,7 @@ def _balanced(dataset: str, split: str, count: int, root, seed: int):
     import numpy as np
     import torch
 
-    from . import data
+    from ood_explain.core import data
 
     rng = np.random.default_rng([seed, ("train", "test").index(split)])
     data_root = data.resolve_data_root(root)
@@ -141,8 +225,10 @@ def _balanced(dataset: str, split: str, count: int, root, seed: int):
             folder = tree / split / name
             files = data._image_files(folder) if folder.is_dir() else []
             if len(files) < quota:
-                raise ValueError(f"class {name!r} of {tree / split} has {len(files)} images, fewer than the {quota} "
-                                 f"a class-balanced subset of {count} needs; ask for fewer")
+                raise ValueError(
+                    f"class {name!r} of {tree / split} has {len(files)} images, fewer than the {quota} "
+                    f"a class-balanced subset of {count} needs; ask for fewer"
+                )
             chosen.append((name, [files[i] for i in sorted(rng.permutation(len(files))[:quota])]))
         with tempfile.TemporaryDirectory(prefix="ood-explain-subset-") as links:
             for name, files in chosen:
@@ -159,8 +245,10 @@ def _balanced(dataset: str, split: str, count: int, root, seed: int):
     for index, quota in enumerate(_quotas(count, len(imageset.classes))):
         members = np.flatnonzero(labels == index)
         if len(members) < quota:
-            raise ValueError(f"class {imageset.classes[index]!r} of {dataset} {split} has {len(members)} images, "
-                             f"fewer than the {quota} a class-balanced subset of {count} needs; ask for fewer")
+            raise ValueError(
+                f"class {imageset.classes[index]!r} of {dataset} {split} has {len(members)} images, "
+                f"fewer than the {quota} a class-balanced subset of {count} needs; ask for fewer"
+            )
         picked.append(rng.permutation(members)[:quota])
     order = np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
     subset = imageset.subset(torch.from_numpy(order))
@@ -171,7 +259,7 @@ def _balanced(dataset: str, split: str, count: int, root, seed: int):
 def export_subset(dataset: str, train: int, test: int, out, root=None, seed: int = 0) -> dict:
     """Write a class-balanced, seeded subset of `dataset` (`train` training and `test` test images, uint8, with
     labels, class names and the source of every image) to `out`, a compressed ``.npz`` that
-    ``--data-root OUT`` reads through :func:`ood_explain.data.load_dataset`. Returns what was written."""
+    ``--data-root OUT`` reads through :func:`ood_explain.core.data.load_dataset`. Returns what was written."""
     import numpy as np
 
     out = Path(out)
@@ -188,8 +276,9 @@ def export_subset(dataset: str, train: int, test: int, out, root=None, seed: int
         per_class[split] = np.bincount(arrays[f"{split}_labels"], minlength=len(imageset.classes)).tolist()
         classes, source = imageset.classes, imageset.name
     name = f"{source}, class-balanced subset of {train:,} train / {test:,} test images (seed {seed})"
-    arrays.update(dataset=np.array(dataset), name=np.array(name), classes=np.array(classes, dtype=str),
-                  seed=np.array(seed))
+    arrays.update(
+        dataset=np.array(dataset), name=np.array(name), classes=np.array(classes, dtype=str), seed=np.array(seed)
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(out.name + ".tmp")
     try:
@@ -199,8 +288,17 @@ def export_subset(dataset: str, train: int, test: int, out, root=None, seed: int
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    return {"path": str(out), "bytes": out.stat().st_size, "dataset": dataset, "name": name, "train": train,
-            "test": test, "seed": seed, "classes": list(classes), "per_class": per_class}
+    return {
+        "path": str(out),
+        "bytes": out.stat().st_size,
+        "dataset": dataset,
+        "name": name,
+        "train": train,
+        "test": test,
+        "seed": seed,
+        "classes": list(classes),
+        "per_class": per_class,
+    }
 
 
 def describe_subset(path) -> dict:
@@ -210,12 +308,21 @@ def describe_subset(path) -> dict:
     path = Path(path)
     with np.load(path, allow_pickle=False) as archive:
         classes = [str(c) for c in archive["classes"]]
-        per_class = {split: np.bincount(archive[f"{split}_labels"], minlength=len(classes)).tolist()
-                     for split in ("train", "test")}
-        return {"path": str(path), "bytes": path.stat().st_size, "dataset": str(archive["dataset"]),
-                "name": str(archive["name"]), "train": sum(per_class["train"]), "test": sum(per_class["test"]),
-                "seed": int(archive["seed"]) if "seed" in archive.files else None, "classes": classes,
-                "per_class": per_class}
+        per_class = {
+            split: np.bincount(archive[f"{split}_labels"], minlength=len(classes)).tolist()
+            for split in ("train", "test")
+        }
+        return {
+            "path": str(path),
+            "bytes": path.stat().st_size,
+            "dataset": str(archive["dataset"]),
+            "name": str(archive["name"]),
+            "train": sum(per_class["train"]),
+            "test": sum(per_class["test"]),
+            "seed": int(archive["seed"]) if "seed" in archive.files else None,
+            "classes": classes,
+            "per_class": per_class,
+        }
 
 
 def command_export_subset(args: argparse.Namespace) -> None:
@@ -224,33 +331,46 @@ def command_export_subset(args: argparse.Namespace) -> None:
     print(f"{info['path']}: {info['bytes'] / 2**20:.1f} MiB, {info['name']}")
     print(f"read it through the data path with --dataset {args.dataset} --data-root {info['path']}")
     if info["bytes"] > SUBSET_LIMIT_BYTES:
-        print(f"warning: {info['path']} is over 60 MiB, too large to travel with the working tree to a GPU machine "
-              "(64 MiB in all); ask for fewer images", file=sys.stderr)
+        print(
+            f"warning: {info['path']} is over 60 MiB, too large to travel with the working tree to a GPU machine "
+            "(64 MiB in all); ask for fewer images",
+            file=sys.stderr,
+        )
 
 
 # ---------------------------------------------------------------------------------------- the pytest plugin
-# Loaded by the tests step as ``pytest -p ood_explain.gpu_check --gpu-check-results FILE``: one JSON line per
+# Loaded by the tests step as ``pytest -p ood_explain.tools.gpu_check --gpu-check-results FILE``: one JSON line per
 # outcome, written as it happens (a step killed at its limit keeps what ran).
 
 _PLUGIN: dict = {"results": None, "device_tests": {}}
 
+_hookimpl: Callable[..., Any]
 try:  # pytest's hook marker (pluggy comes with pytest); without pytest the hooks are plain functions
     from pluggy import HookimplMarker
 
     _hookimpl = HookimplMarker("pytest")
 except ImportError:  # pragma: no cover - a machine without pytest runs no tests step
+
     def _hookimpl(**options):
         return lambda function: function
 
 
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("gpu-check", "ood-explain GPU check")
-    group.addoption("--gpu-check-results", default=None, metavar="FILE",
-                    help="append one JSON line per test outcome, file that does not import, and deselected test")
-    group.addoption("--gpu-check-device-only", action="store_true",
-                    help="run only the tests that take a `device` parameter")
-    group.addoption("--gpu-check-no-data", action="store_true",
-                    help="deselect the tests that need the test data (the data_root fixture)")
+    group.addoption(
+        "--gpu-check-results",
+        default=None,
+        metavar="FILE",
+        help="append one JSON line per test outcome, file that does not import, and deselected test",
+    )
+    group.addoption(
+        "--gpu-check-device-only", action="store_true", help="run only the tests that take a `device` parameter"
+    )
+    group.addoption(
+        "--gpu-check-no-data",
+        action="store_true",
+        help="deselect the tests that need the test data (the data_root fixture)",
+    )
 
 
 def pytest_configure(config) -> None:
@@ -304,21 +424,35 @@ def pytest_collection_modifyitems(config, items) -> None:
     _emit({"kind": "selected", "count": len(keep), "device_tests": len(_PLUGIN["device_tests"])})
 
 
-
 def pytest_collectreport(report) -> None:
     if report.failed:
         text = str(report.longrepr)
         missing = re.search(r"No module named '([^']+)'", text)
-        _emit({"kind": "collect_error", "path": report.nodeid, "message": _report_message(report),
-               "missing": missing.group(1) if missing else None})
+        _emit(
+            {
+                "kind": "collect_error",
+                "path": report.nodeid,
+                "message": _report_message(report),
+                "missing": missing.group(1) if missing else None,
+            }
+        )
 
 
 def pytest_runtest_logreport(report) -> None:
-    if report.when == "call" or (report.when == "setup" and not report.passed) or (
-            report.when == "teardown" and report.failed):
+    if (
+        report.when == "call"
+        or (report.when == "setup" and not report.passed)
+        or (report.when == "teardown" and report.failed)
+    ):
         outcome = "error" if report.failed and report.when != "call" else report.outcome
-        record = {"kind": "test", "nodeid": report.nodeid, "when": report.when, "outcome": outcome,
-                  "message": _report_message(report) if not report.passed else "", "seconds": round(report.duration, 3)}
+        record = {
+            "kind": "test",
+            "nodeid": report.nodeid,
+            "when": report.when,
+            "outcome": outcome,
+            "message": _report_message(report) if not report.passed else "",
+            "seconds": round(report.duration, 3),
+        }
         if report.nodeid in _PLUGIN["device_tests"]:
             record.update(device_test=True, device=_PLUGIN["device_tests"][report.nodeid])
         _emit(record)
@@ -333,7 +467,9 @@ def collect_tests(path: Path) -> dict:
         if previous is None or previous["outcome"] in ("passed", "skipped"):
             final[record["nodeid"]] = record
     tests = list(final.values())
-    counts = {outcome: sum(t["outcome"] == outcome for t in tests) for outcome in ("passed", "failed", "error", "skipped")}
+    counts = {
+        outcome: sum(t["outcome"] == outcome for t in tests) for outcome in ("passed", "failed", "error", "skipped")
+    }
     failures = [t for t in tests if t["outcome"] in ("failed", "error")]
     for failure in failures:
         missing = re.search(r"No module named '([^']+)'", failure["message"])
@@ -341,14 +477,21 @@ def collect_tests(path: Path) -> dict:
     deselected: dict[str, int] = {}
     for record in (r for r in records if r["kind"] == "deselected"):
         deselected[record["reason"]] = deselected.get(record["reason"], 0) + 1
-    return {"counts": counts, "ran": len(tests),
-            "device_tests": [{k: t.get(k) for k in ("nodeid", "device", "outcome", "message", "seconds")}
-                             for t in tests if t.get("device_test")],
-            "failures": [{k: t.get(k) for k in ("nodeid", "outcome", "message", "missing")} for t in failures],
-            "failed_for_a_missing_package": sum(bool(t["missing"]) for t in failures),
-            "files_not_run": [{k: r.get(k) for k in ("path", "message", "missing")}
-                              for r in records if r["kind"] == "collect_error"],
-            "deselected": deselected}
+    return {
+        "counts": counts,
+        "ran": len(tests),
+        "device_tests": [
+            {k: t.get(k) for k in ("nodeid", "device", "outcome", "message", "seconds")}
+            for t in tests
+            if t.get("device_test")
+        ],
+        "failures": [{k: t.get(k) for k in ("nodeid", "outcome", "message", "missing")} for t in failures],
+        "failed_for_a_missing_package": sum(bool(t["missing"]) for t in failures),
+        "files_not_run": [
+            {k: r.get(k) for k in ("path", "message", "missing")} for r in records if r["kind"] == "collect_error"
+        ],
+        "deselected": deselected,
+    }
 
 
 # -------------------------------------------------------------------------------- steps run in a subprocess
@@ -362,9 +505,13 @@ def machine_facts() -> dict:
     import importlib.util
     import platform
 
-    facts: dict = {"python": platform.python_version(), "python_executable": sys.executable,
-                   "platform": platform.platform(), "cpu_cores": os.cpu_count()}
-    packages = {}
+    facts: dict = {
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "platform": platform.platform(),
+        "cpu_cores": os.cpu_count(),
+    }
+    packages: dict[str, str | None] = {}
     for module, distribution in PACKAGES.items():
         try:
             spec = importlib.util.find_spec(module)
@@ -390,18 +537,28 @@ def machine_facts() -> dict:
     import torch
     import torchvision
 
-    from .bench import hardware
+    from ood_explain.tools.bench import hardware
 
-    facts.update(torch=torch.__version__, torchvision=torchvision.__version__, torch_cuda=torch.version.cuda,
-                 cuda_available=torch.cuda.is_available(), cpu=hardware(torch.device("cpu")))
+    facts.update(
+        torch=torch.__version__,
+        torchvision=torchvision.__version__,
+        torch_cuda=torch.version.cuda,
+        cuda_available=torch.cuda.is_available(),
+        cpu=hardware(torch.device("cpu")),
+    )
     gpus = []
     if torch.cuda.is_available():
         facts["cudnn"] = torch.backends.cudnn.version()
         for index in range(torch.cuda.device_count()):
             properties = torch.cuda.get_device_properties(index)
-            gpus.append({"name": properties.name, "memory_gib": round(properties.total_memory / 2**30, 1),
-                         "capability": f"{properties.major}.{properties.minor}",
-                         "multiprocessors": properties.multi_processor_count})
+            gpus.append(
+                {
+                    "name": properties.name,
+                    "memory_gib": round(properties.total_memory / 2**30, 1),
+                    "capability": f"{properties.major}.{properties.minor}",
+                    "multiprocessors": properties.multi_processor_count,
+                }
+            )
     facts["gpus"] = gpus
     facts["nvidia_smi"] = nvidia_smi_facts()
     return facts
@@ -413,25 +570,38 @@ def nvidia_smi_facts() -> dict:
     if command is None:
         return {"available": False, "note": "nvidia-smi not found"}
     try:
-        query = subprocess.run([command, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-                               capture_output=True, text=True, timeout=20)
+        query = subprocess.run(
+            [command, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         header = subprocess.run([command], capture_output=True, text=True, timeout=20).stdout
     except (OSError, subprocess.SubprocessError) as error:
         return {"available": False, "note": f"nvidia-smi failed: {error}"}
-    gpus = [dict(zip(("name", "memory", "driver"), (part.strip() for part in line.split(","))))
-            for line in query.stdout.splitlines() if line.strip()]
+    gpus = [
+        dict(zip(("name", "memory", "driver"), (part.strip() for part in line.split(","))))
+        for line in query.stdout.splitlines()
+        if line.strip()
+    ]
     cuda = re.search(r"CUDA Version:\s*([\d.]+)", header)
     return {"available": True, "gpus": gpus, "driver_cuda": cuda.group(1) if cuda else None}
 
 
-def prepare_data(subset: str | None, make: list[int] | None, jpeg_root: str | None, out_subset: str,
-                 bench_dir: str, bench_images: int) -> dict:
+def prepare_data(
+    subset: str | None,
+    make: list[int] | None,
+    jpeg_root: str | None,
+    out_subset: str,
+    bench_dir: str,
+    bench_images: int,
+) -> dict:
     """The subset the reproduce step reads (made from the JPEG copy when `make` is given) and PNG copies of
     `bench_images` of its training images under ``bench_dir/cifar10/train/<class>/`` for the benchmark
     (lossless: the same pixels)."""
     from PIL import Image
 
-    from . import data
+    from ood_explain.core import data
 
     if make:
         info = export_subset("cifar10", make[0], make[1], out_subset, jpeg_root, seed=0)
@@ -459,24 +629,41 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def profile_training_step(device: str, arch: str, batch: int, steps: int, trace: str | None = None,
-                          table: str | None = None, top: int = 15, size: int = 32, warm: int = 3) -> dict:
-    """Seconds per training step of SimCLR and OECL (the one step :func:`ood_explain.training.train` runs,
-    built by :func:`~ood_explain.training.make_training_step`, on random uint8 `size` px images already on the
-    device; mean over `steps` after `warm` untimed steps), the host-device syncs inside a step (CUDA's sync debug mode), and a ``torch.profiler`` summary of
-    one OECL step: the `top` operators by self CUDA time (self CPU time on a CPU)."""
+def profile_training_step(
+    device: str,
+    arch: str,
+    batch: int,
+    steps: int,
+    trace: str | None = None,
+    table: str | None = None,
+    top: int = 15,
+    size: int = 32,
+    warm: int = 3,
+) -> dict:
+    """Seconds per training step of SimCLR and OECL (the one step :func:`ood_explain.core.training.train` runs,
+    built by :func:`~ood_explain.core.training.make_training_step`, on random uint8 `size` px images already
+    on the device; mean over `steps` after `warm` untimed steps), the host-device syncs inside a step (CUDA's
+    sync debug mode), and a ``torch.profiler`` summary of one OECL step: the `top` operators by self CUDA time
+    (self CPU time on a CPU)."""
     import warnings
 
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from . import data, methods, models
-    from .training import TrainConfig, batches, make_training_step
+    from ood_explain.core import data, methods, models
+    from ood_explain.core.training import TrainConfig, batches, make_training_step
 
     dev = torch.device(device)
     mean, std = data.NORMALIZATION["cifar10"]
-    result: dict = {"device": str(dev), "arch": arch, "batch_size": batch, "timed_steps": steps, "warm_up_steps": warm,
-                    "images": f"random uint8 {size} px images on the device", "methods": {}}
+    result: dict = {
+        "device": str(dev),
+        "arch": arch,
+        "batch_size": batch,
+        "timed_steps": steps,
+        "warm_up_steps": warm,
+        "images": f"random uint8 {size} px images on the device",
+        "methods": {},
+    }
     per_epoch = 4
     for method in ("simclr", "oecl"):
         record = methods.get(method)
@@ -486,10 +673,16 @@ def profile_training_step(device: str, arch: str, batch: int, steps: int, trace:
         step = make_training_step(model, config, dev)
         model.train()
         images = torch.randint(0, 256, (batch * per_epoch, 3, size, size), dtype=torch.uint8, device=dev)
-        oe = (torch.randint(0, 256, (batch * per_epoch, 3, size, size), dtype=torch.uint8, device=dev)
-              if record.external_oe else None)
-        pairs = [pair for epoch in range(math.ceil((warm + steps + 2) / per_epoch))
-                 for pair in batches(images, oe, config.batch_size, per_epoch, epoch, 0, step.generator)]
+        oe = (
+            torch.randint(0, 256, (batch * per_epoch, 3, size, size), dtype=torch.uint8, device=dev)
+            if record.external_oe
+            else None
+        )
+        pairs = [
+            pair
+            for epoch in range(math.ceil((warm + steps + 2) / per_epoch))
+            for pair in batches(images, oe, config.batch_size, per_epoch, epoch, 0, step.generator)
+        ]
         print(f"{method}: {arch} on {dev}, batch {batch}: warm-up", flush=True)
         sums = torch.zeros(3, device=dev)
         for pair in pairs[:warm]:  # cuDNN's choices, the allocator, the augmentation's device constants
@@ -498,13 +691,18 @@ def profile_training_step(device: str, arch: str, batch: int, steps: int, trace:
             torch.cuda.reset_peak_memory_stats(dev)
         _sync(dev)
         started = time.perf_counter()
-        for pair in pairs[warm:warm + steps]:
+        for pair in pairs[warm : warm + steps]:
             sums += step(*pair, 1.0)
         _sync(dev)
         seconds = (time.perf_counter() - started) / steps
         rows = len(step.views(*pairs[0])[0])
-        entry = {"step_seconds": seconds, "rows_per_step": rows, "id_images_per_s": batch / seconds,
-                 "rows_per_s": rows / seconds, "loss_finite": bool(torch.isfinite(sums[0]))}
+        entry: dict[str, object] = {
+            "step_seconds": seconds,
+            "rows_per_step": rows,
+            "id_images_per_s": batch / seconds,
+            "rows_per_s": rows / seconds,
+            "loss_finite": bool(torch.isfinite(sums[0])),
+        }
         if dev.type == "cuda":
             entry["peak_memory_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
             with warnings.catch_warnings(record=True) as caught:
@@ -514,8 +712,9 @@ def profile_training_step(device: str, arch: str, batch: int, steps: int, trace:
                     sums += step(*pairs[-1], 1.0)
                 finally:
                     torch.cuda.set_sync_debug_mode("default")
-            entry["host_syncs_in_step"] = [str(w.message).splitlines()[0][:200] for w in caught
-                                           if "synchroniz" in str(w.message).lower()]
+            entry["host_syncs_in_step"] = [
+                str(w.message).splitlines()[0][:200] for w in caught if "synchroniz" in str(w.message).lower()
+            ]
         result["methods"][method] = entry
         print(f"{method}: {seconds:.4f} s per step", flush=True)
         if method == "oecl":
@@ -550,24 +749,34 @@ def summarize_profile(profiler, on_gpu: bool, top: int = 15) -> dict:
     total times (microseconds) and each one's share of the step's self time."""
     rows = []
     for event in profiler.key_averages():
-        rows.append({"name": event.key, "calls": int(event.count),
-                     "self_cuda_us": _event_value(event, "self_device_time_total", "self_cuda_time_total"),
-                     "cuda_total_us": _event_value(event, "device_time_total", "cuda_time_total"),
-                     "self_cpu_us": float(event.self_cpu_time_total), "cpu_total_us": float(event.cpu_time_total)})
+        rows.append(
+            {
+                "name": event.key,
+                "calls": int(event.count),
+                "self_cuda_us": _event_value(event, "self_device_time_total", "self_cuda_time_total"),
+                "cuda_total_us": _event_value(event, "device_time_total", "cuda_time_total"),
+                "self_cpu_us": float(event.self_cpu_time_total),
+                "cpu_total_us": float(event.cpu_time_total),
+            }
+        )
     key = "self_cuda_us" if on_gpu else "self_cpu_us"
     rows.sort(key=lambda row: row[key], reverse=True)
     total = sum(row[key] for row in rows)
     for row in rows:
         row["share"] = row[key] / total if total else 0.0
-    return {"sorted_by": "self CUDA time" if on_gpu else "self CPU time", "total_self_us": total,
-            "operators": len(rows), "top": rows[:top]}
+    return {
+        "sorted_by": "self CUDA time" if on_gpu else "self CPU time",
+        "total_self_us": total,
+        "operators": len(rows),
+        "top": rows[:top],
+    }
 
 
-STEPS = {"facts": machine_facts, "data": prepare_data, "profile": profile_training_step}
+STEPS: dict[str, Callable[..., dict]] = {"facts": machine_facts, "data": prepare_data, "profile": profile_training_step}
 
 
 def _run_internal_step(name: str, arguments: str, result: str) -> int:
-    """``python -m ood_explain.gpu_check _step NAME JSON RESULT``: run one step here and write its JSON."""
+    """``python -m ood_explain.tools.gpu_check _step NAME JSON RESULT``: run one step here and write its JSON."""
     figures = STEPS[name](**json.loads(arguments))
     Path(result).write_text(json.dumps(figures, indent=2, default=str))
     print(json.dumps(figures, default=str)[:2000])
@@ -589,16 +798,27 @@ def reproduce_budget(limit_s: float, id_train: int, oecl_step_s: float | None, b
     startup_s, safety, per_epoch_s, fallback = 45.0, 1.25, 0.3, 30
     steps = id_train // batch
     rows = steps * 2 * batch + steps * 4 * batch + (id_train // (batch // 2)) * 4 * batch
-    plan = {"limit_s": round(limit_s), "id_train_images": id_train, "batch_size": batch, "rows_per_epoch": rows,
-            "startup_allowance_s": startup_s, "safety_factor": safety, "per_epoch_allowance_s": per_epoch_s}
+    plan: dict[str, object] = {
+        "limit_s": round(limit_s),
+        "id_train_images": id_train,
+        "batch_size": batch,
+        "rows_per_epoch": rows,
+        "startup_allowance_s": startup_s,
+        "safety_factor": safety,
+        "per_epoch_allowance_s": per_epoch_s,
+    }
     if not oecl_step_s:
         plan.update(epochs=fallback, rule=f"no step time measured: the issue's {fallback} epochs")
         return plan
     epoch_s = rows * oecl_step_s / (4 * batch) * safety + per_epoch_s
     epochs = int(max(3, min(500, (limit_s - startup_s) // epoch_s)))
-    plan.update(oecl_step_s=oecl_step_s, estimated_epoch_s=epoch_s, epochs=epochs,
-                rule="(limit - start-up) / (rows per epoch x OECL seconds per row x safety + per-epoch allowance), "
-                     "between 3 and 500")
+    plan.update(
+        oecl_step_s=oecl_step_s,
+        estimated_epoch_s=epoch_s,
+        epochs=epochs,
+        rule="(limit - start-up) / (rows per epoch x OECL seconds per row x safety + per-epoch allowance), "
+        "between 3 and 500",
+    )
     return plan
 
 
@@ -610,22 +830,27 @@ class GpuSampler:
 
     def __init__(self, interval: float = 1.0) -> None:
         self.command = shutil.which("nvidia-smi")
-        self.interval, self.samples = interval, []
+        self.interval = interval
+        self.samples: list[tuple[float, int, float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> "GpuSampler":
+    def start(self) -> GpuSampler:
         if self.command:
             self._thread.start()
         return self
 
     def _run(self) -> None:
+        assert self.command is not None  # start() runs this thread only when nvidia-smi was found
         while not self._stop.is_set():
             moment = time.time()
             try:
-                output = subprocess.run([self.command, "--query-gpu=index,utilization.gpu,memory.used",
-                                         "--format=csv,noheader,nounits"], capture_output=True, text=True,
-                                        timeout=10).stdout
+                output = subprocess.run(
+                    [self.command, "--query-gpu=index,utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                ).stdout
             except (OSError, subprocess.SubprocessError):
                 output = ""
             for line in output.splitlines():
@@ -645,15 +870,22 @@ class GpuSampler:
         window = [s for s in list(self.samples) if start <= s[0] <= end]
         if not window:
             return None
-        return {"samples": len(window), "mean_util_pct": round(sum(s[2] for s in window) / len(window), 1),
-                "max_util_pct": max(s[2] for s in window), "max_memory_mib": max(s[3] for s in window)}
+        return {
+            "samples": len(window),
+            "mean_util_pct": round(sum(s[2] for s in window) / len(window), 1),
+            "max_util_pct": max(s[2] for s in window),
+            "max_memory_mib": max(s[3] for s in window),
+        }
 
     def write(self, path: Path) -> None:
-        lines = ["time,gpu,utilization_pct,memory_used_mib"] + [f"{t:.2f},{g},{u:g},{m:g}" for t, g, u, m in self.samples]
+        lines = ["time,gpu,utilization_pct,memory_used_mib"] + [
+            f"{t:.2f},{g},{u:g},{m:g}" for t, g, u, m in self.samples
+        ]
         path.write_text("\n".join(lines) + "\n")
 
 
-BLOCKER = '''"""Written by ood_explain.gpu_check --dry-run: imports of the packages the GPU machine lacks fail here too."""
+BLOCKER = '''"""Written by ood_explain.tools.gpu_check --dry-run: imports of the packages the GPU machine lacks
+fail here too."""
 import importlib.abc
 import os
 import sys
@@ -698,9 +930,20 @@ def _tail(path: Path, lines: int = 6) -> list[str]:
 class Check:
     """One run of the GPU check: its plan, the steps' records and figures, and the files in OUT."""
 
-    def __init__(self, out: Path, sizes: Sizes, budget_s: float, work: Path, data: Path | None,
-                 jpeg_root: Path | None, block: bool, only: set[str] | None, epochs: int | None, argv: list[str],
-                 slack: float = 1.0):
+    def __init__(
+        self,
+        out: Path,
+        sizes: Sizes,
+        budget_s: float,
+        work: Path,
+        data: Path | None,
+        jpeg_root: Path | None,
+        block: bool,
+        only: set[str] | None,
+        epochs: int | None,
+        argv: list[str],
+        slack: float = 1.0,
+    ):
         self.out, self.sizes, self.budget_s, self.work, self.slack = out, sizes, budget_s, work, slack
         self.data, self.jpeg_root, self.block, self.only, self.epochs = data, jpeg_root, block, only, epochs
         self.started = time.time()
@@ -709,12 +952,21 @@ class Check:
         self.python = sys.executable
         self.env = self._environment()
         self.state: dict = {key: None for key in JSON_KEYS}
-        self.state.update(mode=sizes.mode, started=time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.started)),
-                          budget_s=budget_s, command=shlex.join(argv), work=str(work), steps={}, notes=[],
-                          gpu_utilisation={})
+        self.state.update(
+            mode=sizes.mode,
+            started=time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.started)),
+            budget_s=budget_s,
+            command=shlex.join(argv),
+            work=str(work),
+            steps={},
+            notes=[],
+            gpu_utilisation={},
+        )
         if block:
-            self.state["notes"].append("dry run: imports of " + ", ".join(MISSING_ON_GPU_MACHINE) + " are blocked in "
-                                       "every step, as the GPU machine lacks them (--no-block to allow them)")
+            self.state["notes"].append(
+                "dry run: imports of " + ", ".join(MISSING_ON_GPU_MACHINE) + " are blocked in "
+                "every step, as the GPU machine lacks them (--no-block to allow them)"
+            )
 
     def _environment(self) -> dict:
         env = dict(os.environ)
@@ -736,16 +988,23 @@ class Check:
     def wanted(self, name: str) -> bool:
         return self.only is None or name in self.only or name.split("-")[0] in self.only
 
-    def run_step(self, name: str, argv: list[str], limit_key: str | None = None, note: str = "",
-                 ok_codes: tuple[int, ...] = (0,)) -> dict:
+    def run_step(
+        self, name: str, argv: list[str], limit_key: str | None = None, note: str = "", ok_codes: tuple[int, ...] = (0,)
+    ) -> dict:
         """Run `argv` as step `name` (log in work/logs/NAME.log) under the smaller of its planned limit and the
         time left; kill its process group at the limit. Exit codes in `ok_codes` mean it worked. Returns (and
         records) the step's record."""
         planned = round(self.sizes.limits[limit_key or name] * self.slack)
         left = self.deadline - time.time() - RESERVE_S
         limit = max(0, int(min(planned, left)))
-        record = {"status": None, "planned_s": planned, "limit_s": limit, "command": shlex.join(argv),
-                  "log": f"logs/{name}.log", "note": note}
+        record = {
+            "status": None,
+            "planned_s": planned,
+            "limit_s": limit,
+            "command": shlex.join(argv),
+            "log": f"logs/{name}.log",
+            "note": note,
+        }
         self.state["steps"][name] = record
         if limit < MIN_STEP_S:
             record.update(status="skipped", note=f"no time left in the {self.budget_s:.0f} s budget")
@@ -757,16 +1016,28 @@ class Check:
         with open(log, "w") as handle:
             handle.write(f"$ {shlex.join(argv)}\n")
             handle.flush()
-            process = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
+            process = subprocess.Popen(
+                argv,
+                cwd=REPO,
+                env=self.env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             try:
                 code = process.wait(timeout=limit)
             except subprocess.TimeoutExpired:
                 _kill_group(process)
                 code = None
         ended = time.time()
-        record.update(rc=code, seconds=round(ended - started, 1), start=started, end=ended,
-                      status="ok" if code in ok_codes else "timed out" if code is None else "failed")
+        record.update(
+            rc=code,
+            seconds=round(ended - started, 1),
+            start=started,
+            end=ended,
+            status="ok" if code in ok_codes else "timed out" if code is None else "failed",
+        )
         if code != 0:
             record["tail"] = _tail(log)
         usage = self.sampler.stats(started, ended)
@@ -793,8 +1064,11 @@ class Check:
     def internal(self, name: str, step: str, arguments: dict, **kwargs) -> tuple[dict, dict | None]:
         result = self.work / "steps" / f"{name}.json"
         result.parent.mkdir(parents=True, exist_ok=True)
-        record = self.run_step(name, [self.python, "-m", "ood_explain.gpu_check", "_step", step,
-                                      json.dumps(arguments), str(result)], **kwargs)
+        record = self.run_step(
+            name,
+            [self.python, "-m", "ood_explain.tools.gpu_check", "_step", step, json.dumps(arguments), str(result)],
+            **kwargs,
+        )
         figures = json.loads(result.read_text()) if record["status"] == "ok" and result.exists() else None
         return record, figures
 
@@ -829,8 +1103,10 @@ class Check:
 
             with open(self.work / "logs" / "check-errors.log", "a") as handle:
                 handle.write(f"--- {name}\n{traceback.format_exc()}\n")
-            self.state["notes"].append(f"{name}: the check itself failed ({type(error).__name__}: {error}); "
-                                       "traceback in work/logs/check-errors.log")
+            self.state["notes"].append(
+                f"{name}: the check itself failed ({type(error).__name__}: {error}); "
+                "traceback in work/logs/check-errors.log"
+            )
             print(f"          | {name}: the check itself failed: {type(error).__name__}: {error}", flush=True)
             self.write()
             return None
@@ -838,7 +1114,8 @@ class Check:
     def _facts(self) -> None:
         if not self.wanted("facts"):
             self.state["machine"] = {"skipped": "not asked for (--only)"}
-            return self.skip("facts", "not asked for (--only)")
+            self.skip("facts", "not asked for (--only)")
+            return
         record, facts = self.internal("facts", "facts", {})
         self.state["machine"] = facts or {"skipped": _why(record)}
 
@@ -847,14 +1124,17 @@ class Check:
         sizes, given = self.sizes, self.data
         made = self.work / "cifar10-subset.npz"
         has_jpegs = self.jpeg_root is not None and (self.jpeg_root / "cifar10" / "train").is_dir()
+        arguments: dict[str, object]
         if given is not None and given.is_file():
             arguments, source = {"subset": str(given), "make": None}, f"the subset file {given}"
         elif has_jpegs:
             arguments = {"subset": None, "make": list(sizes.subset)}
             source = f"a subset made now from the JPEG copy in {self.jpeg_root}"
         else:
-            reason = (f"no subset file at {given or DEFAULT_SUBSET} and no CIFAR-10 copy in {self.jpeg_root}: make one "
-                      f"with `ood-explain export-subset cifar10 --out {DEFAULT_SUBSET}` and carry it")
+            reason = (
+                f"no subset file at {given or DEFAULT_SUBSET} and no CIFAR-10 copy in {self.jpeg_root}: make one "
+                f"with `ood-explain export-subset cifar10 --out {DEFAULT_SUBSET}` and carry it"
+            )
             self.state["data"] = {"skipped": reason}
             self.skip("data", reason)
             return None
@@ -862,8 +1142,12 @@ class Check:
             self.state["data"] = {"skipped": "not asked for (--only)"}
             self.skip("data", "not asked for (--only)")
             return None
-        arguments.update(jpeg_root=str(self.jpeg_root) if self.jpeg_root else None, out_subset=str(made),
-                         bench_dir=str(self.work / "bench-data"), bench_images=sizes.bench_images)
+        arguments.update(
+            jpeg_root=str(self.jpeg_root) if self.jpeg_root else None,
+            out_subset=str(made),
+            bench_dir=str(self.work / "bench-data"),
+            bench_images=sizes.bench_images,
+        )
         record, info = self.internal("data", "data", arguments, note=source)
         if info is None:
             self.state["data"] = {"skipped": _why(record)}
@@ -876,21 +1160,39 @@ class Check:
     def _tests(self) -> None:
         if not self.wanted("tests"):
             self.state["tests"] = {"skipped": "not asked for (--only)"}
-            return self.skip("tests", "not asked for (--only)")
+            self.skip("tests", "not asked for (--only)")
+            return
         results = self.work / "tests.jsonl"
         results.unlink(missing_ok=True)
         data_root = Path(os.environ.get("OOD_EXPLAIN_DATA") or REPO.parent / "shared" / "data")
         has_data = all((data_root / sub).is_dir() for sub in ("FashionMNIST/raw", "MNIST/raw", "cifar10/test/airplane"))
-        argv = [self.python, "-m", "pytest", "-p", "ood_explain.gpu_check", "--gpu-check-results", str(results),
-                "-p", "no:cacheprovider", "-q", "-m", "not slow", "--continue-on-collection-errors", "tests"]
+        argv = [
+            self.python,
+            "-m",
+            "pytest",
+            "-p",
+            "ood_explain.tools.gpu_check",
+            "--gpu-check-results",
+            str(results),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-m",
+            "not slow",
+            "--continue-on-collection-errors",
+            "tests",
+        ]
         if self.sizes.tests == "device":
             argv.append("--gpu-check-device-only")
         if not has_data:
             argv.append("--gpu-check-no-data")
         record = self.run_step("tests", argv, ok_codes=(0, 1))  # pytest's 1: some tests failed, listed below
         figures = collect_tests(results)
-        figures["selection"] = ("the tests taking a `device` parameter" if self.sizes.tests == "device" else
-                                "the quick tier (pytest -m 'not slow') of every test file that imports")
+        figures["selection"] = (
+            "the tests taking a `device` parameter"
+            if self.sizes.tests == "device"
+            else "the quick tier (pytest -m 'not slow') of every test file that imports"
+        )
         figures["test_data"] = str(data_root) if has_data else f"absent (looked in {data_root})"
         figures["step_status"] = record["status"]
         self.state["tests"] = figures if results.exists() else {"skipped": _why(record)}
@@ -901,10 +1203,16 @@ class Check:
             self.skip("profile", "not asked for (--only)")
             return None
         sizes = self.sizes
-        arguments = {"device": sizes.device, "arch": "resnet18-cifar", "batch": sizes.profile_batch,
-                     "steps": sizes.profile_steps, "size": sizes.profile_size, "warm": sizes.profile_warm,
-                     "trace": str(self.work / "profile-trace.json"),
-                     "table": str(self.work / "profile-table.txt")}
+        arguments = {
+            "device": sizes.device,
+            "arch": "resnet18-cifar",
+            "batch": sizes.profile_batch,
+            "steps": sizes.profile_steps,
+            "size": sizes.profile_size,
+            "warm": sizes.profile_warm,
+            "trace": str(self.work / "profile-trace.json"),
+            "table": str(self.work / "profile-table.txt"),
+        }
         record, figures = self.internal("profile", "profile", arguments)
         self.state["profile"] = figures or {"skipped": _why(record)}
         return figures
@@ -912,40 +1220,76 @@ class Check:
     def _reproduce(self, subset: str | None, profile: dict | None) -> None:
         if not self.wanted("reproduce"):
             self.state["reproduce"] = {"skipped": "not asked for (--only)"}
-            return self.skip("reproduce", "not asked for (--only)")
+            self.skip("reproduce", "not asked for (--only)")
+            return
         if subset is None:
             reason = f"no CIFAR-10 subset ({self.state['data'].get('skipped', 'see Data')})"
             self.state["reproduce"] = {"skipped": reason}
-            return self.skip("reproduce", reason)
+            self.skip("reproduce", reason)
+            return
         import numpy as np
 
         with np.load(subset, allow_pickle=False) as archive:
             id_train = int((archive["train_labels"] == 0).sum())
         limit = min(self.sizes.limits["reproduce"] * self.slack, self.deadline - time.time() - RESERVE_S)
         if self.sizes.mode == "dry-run":
-            plan = {"epochs": self.epochs or 2, "rule": "dry run: the smoke preset's 2 epochs of at most 3 steps",
-                    "id_train_images": id_train}
+            plan: dict = {
+                "epochs": self.epochs or 2,
+                "rule": "dry run: the smoke preset's 2 epochs of at most 3 steps",
+                "id_train_images": id_train,
+            }
         else:
-            step_s = ((profile or {}).get("methods", {}).get("oecl", {}).get("step_seconds")
-                      if (profile or {}).get("batch_size") == 64 else None)
+            step_s = (
+                (profile or {}).get("methods", {}).get("oecl", {}).get("step_seconds")
+                if (profile or {}).get("batch_size") == 64
+                else None
+            )
             plan = reproduce_budget(limit, id_train, step_s)
             if self.epochs:
                 plan.update(epochs=self.epochs, rule=f"--epochs {self.epochs} (given)")
-        from .experiments import RunConfig, resolve
+        from ood_explain.experiments.runs import RunConfig, resolve
 
-        resolved = resolve(RunConfig(dataset="cifar10", method="oecl", oe="photos", preset=self.sizes.preset,
-                                     epochs=plan["epochs"]))
-        plan.update(warmup_epochs=resolved.warmup_epochs, preset=self.sizes.preset, views=resolved.views,
-                    batch_size=resolved.batch_size, arch=resolved.arch)
+        resolved = resolve(
+            RunConfig(dataset="cifar10", method="oecl", oe="photos", preset=self.sizes.preset, epochs=plan["epochs"])
+        )
+        plan.update(
+            warmup_epochs=resolved.warmup_epochs,
+            preset=self.sizes.preset,
+            views=resolved.views,
+            batch_size=resolved.batch_size,
+            arch=resolved.arch,
+        )
         folder = self.work / f"reproduce-{plan['epochs']}-epochs"
-        argv = [self.python, "-m", "ood_explain", "reproduce", "cifar10-one-vs-rest", "--preset", self.sizes.preset,
-                "--epochs", str(plan["epochs"]), "--classes", "0", "--methods", ",".join(REPRODUCE_METHODS),
-                "--oe", "photos", "--data-root", str(subset), "--out", str(folder)]
+        argv = [
+            self.python,
+            "-m",
+            "ood_explain",
+            "reproduce",
+            "cifar10-one-vs-rest",
+            "--preset",
+            self.sizes.preset,
+            "--epochs",
+            str(plan["epochs"]),
+            "--classes",
+            "0",
+            "--methods",
+            ",".join(REPRODUCE_METHODS),
+            "--oe",
+            "photos",
+            "--data-root",
+            str(subset),
+            "--out",
+            str(folder),
+        ]
         argv += ["--jobs", "3", "--device", "cpu"] if self.sizes.device == "cpu" else ["--jobs-per-gpu", "3"]
         record = self.run_step("reproduce", argv, note=f"{plan['epochs']} epochs, fixed before any run started")
         figures = collect_reproduce(folder, self.work)
-        figures.update(plan=plan, folder=str(folder), wall_seconds=record.get("seconds"),
-                       gpu_utilisation=self.state["gpu_utilisation"].get("reproduce"))
+        figures.update(
+            plan=plan,
+            folder=str(folder),
+            wall_seconds=record.get("seconds"),
+            gpu_utilisation=self.state["gpu_utilisation"].get("reproduce"),
+        )
         self.state["reproduce"] = figures
 
     def _bench(self, subset: str | None) -> None:
@@ -961,9 +1305,24 @@ class Check:
                     continue
                 result = self.work / "bench" / f"{arch}-{batch}.json"
                 result.parent.mkdir(parents=True, exist_ok=True)
-                argv = [self.python, "-m", "ood_explain", "bench", "--device", sizes.device, "--arch", arch,
-                        "--batch-size", str(batch), "--breakdown", *sizes.bench_args,
-                        "--images", str(max(sizes.bench_images, batch)), "--json", str(result)]
+                argv = [
+                    self.python,
+                    "-m",
+                    "ood_explain",
+                    "bench",
+                    "--device",
+                    sizes.device,
+                    "--arch",
+                    arch,
+                    "--batch-size",
+                    str(batch),
+                    "--breakdown",
+                    *sizes.bench_args,
+                    "--images",
+                    str(max(sizes.bench_images, batch)),
+                    "--json",
+                    str(result),
+                ]
                 if (bench_data / "cifar10" / "train").is_dir():
                     argv += ["--data-root", str(bench_data)]
                 record = self.run_step(name, argv, limit_key=f"bench-{arch}")
@@ -1009,7 +1368,11 @@ def _why(record: dict) -> str:
     """Why a step gave no figures: its skip reason, or how it ended (its log says more)."""
     if record["status"] == "skipped":
         return record.get("note") or "skipped"
-    return f"the step {record['status']}" + (f" (rc {record['rc']})" if record.get("rc") else "") + f", see {record['log']}"
+    return (
+        f"the step {record['status']}"
+        + (f" (rc {record['rc']})" if record.get("rc") else "")
+        + f", see {record['log']}"
+    )
 
 
 def _atomic_text(path: Path, text: str) -> None:
@@ -1027,17 +1390,24 @@ def collect_reproduce(folder: Path, work: Path) -> dict:
         metrics = run / "metrics.json"
         if metrics.exists():
             values = json.loads(metrics.read_text())
-            entry.update(status="finished", auroc=values["auroc"], score=values["score"],
-                         train_seconds=values.get("train_seconds"), eval_seconds=values.get("eval_seconds"),
-                         epochs=values.get("epochs"))
+            entry.update(
+                status="finished",
+                auroc=values["auroc"],
+                score=values["score"],
+                train_seconds=values.get("train_seconds"),
+                eval_seconds=values.get("eval_seconds"),
+                epochs=values.get("epochs"),
+            )
         else:
             entry["status"] = "unfinished"
             entry["log_tail"] = _tail(run.with_suffix(".log"), 3)
         config = run / "config.json"
         if config.exists():
             record = json.loads(config.read_text())
-            entry["data"] = {key: record.get("data", {}).get(key) for key in ("dataset", "id_train", "id_test",
-                                                                              "ood_test", "oe", "oe_images")}
+            entry["data"] = {
+                key: record.get("data", {}).get(key)
+                for key in ("dataset", "id_train", "id_test", "ood_test", "oe", "oe_images")
+            }
         runs[method] = entry
     table = folder / "results.md"
     return {"runs": runs, "results_md": table.read_text() if table.exists() else None}
@@ -1053,17 +1423,26 @@ def collect_bench(path: Path, arch: str) -> dict:
         entry = figures.get(key)
         return max(entry[field]) if entry and entry.get(field) else None
 
-    keys = ("ours", "ours_compiled", "reference", "ours_model_only", "ours_compiled_model_only",
-            "reference_model_only")
-    return {"hardware": report.get("hardware"), "device": report.get("device"), "torch": report.get("torch"),
-            "batch_size": report.get("batch_size"), "steps": report.get("steps"), "rounds": report.get("rounds"),
-            "workers": report.get("workers"), "compile": report.get("compile"), "data": figures.get("data"),
-            "precision": (figures.get("ours") or {}).get("precision"),
-            "images_per_s": {key: measured(key, "images_per_s") for key in keys},
-            "peak_mb": {key: measured(key, "peak_mb") for key in ("ours", "ours_compiled", "reference")},
-            "ratio": figures.get("ratio"), "ratio_compiled": figures.get("ratio_compiled"),
-            "factors": figures.get("factors"), "factors_compiled": figures.get("factors_compiled"),
-            "augment": report.get("augment")}
+    keys = ("ours", "ours_compiled", "reference", "ours_model_only", "ours_compiled_model_only", "reference_model_only")
+    return {
+        "hardware": report.get("hardware"),
+        "device": report.get("device"),
+        "torch": report.get("torch"),
+        "batch_size": report.get("batch_size"),
+        "steps": report.get("steps"),
+        "rounds": report.get("rounds"),
+        "workers": report.get("workers"),
+        "compile": report.get("compile"),
+        "data": figures.get("data"),
+        "precision": (figures.get("ours") or {}).get("precision"),
+        "images_per_s": {key: measured(key, "images_per_s") for key in keys},
+        "peak_mb": {key: measured(key, "peak_mb") for key in ("ours", "ours_compiled", "reference")},
+        "ratio": figures.get("ratio"),
+        "ratio_compiled": figures.get("ratio_compiled"),
+        "factors": figures.get("factors"),
+        "factors_compiled": figures.get("factors_compiled"),
+        "augment": report.get("augment"),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ the report
@@ -1097,15 +1476,23 @@ def _machine_section(machine) -> list[str]:
     if gpus:
         drivers = ", ".join(sorted({g.get("driver", "?") for g in smi.get("gpus", [])})) or "—"
         for index, gpu in enumerate(gpus):
-            lines.append(f"* GPU {index}: **{gpu['name']}**, {gpu['memory_gib']} GiB, compute capability "
-                         f"{gpu['capability']}, {gpu['multiprocessors']} multiprocessors")
-        lines.append(f"* driver {drivers} (CUDA {smi.get('driver_cuda') or '—'} by nvidia-smi); torch built with "
-                     f"CUDA {machine.get('torch_cuda')}, cuDNN {machine.get('cudnn')}")
+            lines.append(
+                f"* GPU {index}: **{gpu['name']}**, {gpu['memory_gib']} GiB, compute capability "
+                f"{gpu['capability']}, {gpu['multiprocessors']} multiprocessors"
+            )
+        lines.append(
+            f"* driver {drivers} (CUDA {smi.get('driver_cuda') or '—'} by nvidia-smi); torch built with "
+            f"CUDA {machine.get('torch_cuda')}, cuDNN {machine.get('cudnn')}"
+        )
     else:
-        lines.append(f"* **no GPU** (torch.cuda.is_available() is False; nvidia-smi: "
-                     f"{'found' if smi.get('available') else smi.get('note', 'absent')})")
-    lines.append(f"* torch {machine.get('torch')}, torchvision {machine.get('torchvision')}, Python "
-                 f"{machine.get('python')} ({machine.get('python_executable')})")
+        lines.append(
+            f"* **no GPU** (torch.cuda.is_available() is False; nvidia-smi: "
+            f"{'found' if smi.get('available') else smi.get('note', 'absent')})"
+        )
+    lines.append(
+        f"* torch {machine.get('torch')}, torchvision {machine.get('torchvision')}, Python "
+        f"{machine.get('python')} ({machine.get('python_executable')})"
+    )
     lines.append(f"* CPU: {machine.get('cpu')}")
     missing = machine.get("missing_packages") or []
     present = {k: v for k, v in (machine.get("packages") or {}).items() if v}
@@ -1113,9 +1500,11 @@ def _machine_section(machine) -> list[str]:
     lines.append(f"* missing packages: {', '.join(missing) if missing else 'none'}")
     loaded = machine.get("teaching_modules_loaded") or []
     errors = machine.get("core_import_errors") or {}
-    lines.append(f"* importing the core modules ({', '.join(CORE_MODULES)}) loads the teaching packages: "
-                 f"{', '.join(loaded) if loaded else 'none'}; import errors: "
-                 + ("; ".join(f"{k}: {v}" for k, v in errors.items()) if errors else "none"))
+    lines.append(
+        f"* importing the core modules ({', '.join(CORE_MODULES)}) loads the teaching packages: "
+        f"{', '.join(loaded) if loaded else 'none'}; import errors: "
+        + ("; ".join(f"{k}: {v}" for k, v in errors.items()) if errors else "none")
+    )
     return lines + [""]
 
 
@@ -1124,10 +1513,14 @@ def _data_section(block) -> list[str]:
     reason = _skipped(block)
     if reason:
         return lines + [f"Skipped: {reason}.", ""]
-    lines.append(f"* {block.get('source')}: `{block['path']}`, {block['bytes'] / 2**20:.1f} MiB "
-                 f"({'under' if block.get('under_60_mib') else 'OVER'} 60 MiB)")
-    lines.append(f"* {block['name']}: {block['train']:,} train images ({block['per_class']['train'][0]} of class 0, "
-                 f"{block['classes'][0]}), {block['test']:,} test images")
+    lines.append(
+        f"* {block.get('source')}: `{block['path']}`, {block['bytes'] / 2**20:.1f} MiB "
+        f"({'under' if block.get('under_60_mib') else 'OVER'} 60 MiB)"
+    )
+    lines.append(
+        f"* {block['name']}: {block['train']:,} train images ({block['per_class']['train'][0]} of class 0, "
+        f"{block['classes'][0]}), {block['test']:,} test images"
+    )
     lines.append(f"* benchmark images: {block.get('bench_images')} PNG copies of its training images")
     return lines + [""]
 
@@ -1138,22 +1531,34 @@ def _tests_section(block) -> list[str]:
     if reason:
         return lines + [f"Skipped: {reason}.", ""]
     counts = block["counts"]
-    lines.append(f"Selection: {block['selection']}; test data: {block['test_data']}."
-                 + ("" if block.get("step_status", "ok") == "ok" else
-                    f" The step {block['step_status']}: what follows is what ran before that."))
-    lines.append(f"Ran {block['ran']}: {counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
-                 f"{counts['skipped']} skipped; {block['failed_for_a_missing_package']} of the failures need a "
-                 "package this machine lacks.")
+    lines.append(
+        f"Selection: {block['selection']}; test data: {block['test_data']}."
+        + (
+            ""
+            if block.get("step_status", "ok") == "ok"
+            else f" The step {block['step_status']}: what follows is what ran before that."
+        )
+    )
+    lines.append(
+        f"Ran {block['ran']}: {counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
+        f"{counts['skipped']} skipped; {block['failed_for_a_missing_package']} of the failures need a "
+        "package this machine lacks."
+    )
     lines.append("")
     lines.append("Tests that take a `device` parameter:")
     lines.append("")
     if block["device_tests"]:
         lines += ["| test | device | outcome | seconds | message |", "|---|---|---|--:|---|"]
-        lines += [f"| `{t['nodeid']}` | {t['device']} | {t['outcome']} | {t['seconds']} | {t['message'] or ''} |"
-                  for t in block["device_tests"]]
+        lines += [
+            f"| `{t['nodeid']}` | {t['device']} | {t['outcome']} | {t['seconds']} | {t['message'] or ''} |"
+            for t in block["device_tests"]
+        ]
         if any("test_cuda_without_a_gpu" in t["nodeid"] for t in block["device_tests"]):
-            lines += ["", "(`test_cli_errors.py::test_cuda_without_a_gpu` checks the CLI's refusal with CUDA mocked "
-                          "away: it runs no GPU code.)"]
+            lines += [
+                "",
+                "(`test_cli_errors.py::test_cuda_without_a_gpu` checks the CLI's refusal with CUDA mocked "
+                "away: it runs no GPU code.)",
+            ]
     else:
         lines.append("none ran")
     lines.append("")
@@ -1165,12 +1570,18 @@ def _tests_section(block) -> list[str]:
     not_run = block["files_not_run"]
     lines.append("")
     lines.append("Test files not run (they do not import here):" if not_run else "Test files not run: none.")
-    lines += [f"* `{f['path']}`: " + (f"needs `{f['missing']}`, missing here" if f.get("missing") else f["message"])
-              for f in not_run]
+    lines += [
+        f"* `{f['path']}`: " + (f"needs `{f['missing']}`, missing here" if f.get("missing") else f["message"])
+        for f in not_run
+    ]
     if block["deselected"]:
         lines.append("")
-        lines += [f"Deselected: {count} tests that {reason}." if reason.startswith("need") else
-                  f"Deselected: {count} tests ({reason})." for reason, count in block["deselected"].items()]
+        lines += [
+            f"Deselected: {count} tests that {reason}."
+            if reason.startswith("need")
+            else f"Deselected: {count} tests ({reason})."
+            for reason, count in block["deselected"].items()
+        ]
     return lines + [""]
 
 
@@ -1185,23 +1596,30 @@ def _bench_section(block: dict | None) -> list[str]:
     if not measured:
         return lines + [""]
     first = next(iter(measured.values()))
-    lines.append(f"`ood-explain bench --breakdown` on {first['hardware']} ({first['device']}), torch {first['torch']}, "
-                 f"{first['steps']} timed steps x {first['rounds']} rounds (best round), reference with "
-                 f"{first['workers']} DataLoader workers; data: {first['data']}. ID images per second (2 views each).")
+    lines.append(
+        f"`ood-explain bench --breakdown` on {first['hardware']} ({first['device']}), torch {first['torch']}, "
+        f"{first['steps']} timed steps x {first['rounds']} rounds (best round), reference with "
+        f"{first['workers']} DataLoader workers; data: {first['data']}. ID images per second (2 views each)."
+    )
     lines.append("")
-    lines += ["| arch / batch | precision | ours | ours compiled | reference | ratio | ratio compiled | model step | "
-              "input pipeline | peak MB ours / compiled / ref |", "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    lines += [
+        "| arch / batch | precision | ours | ours compiled | reference | ratio | ratio compiled | model step | "
+        "input pipeline | peak MB ours / compiled / ref |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
     for key, value in measured.items():
         rates, peaks = value["images_per_s"], value["peak_mb"]
         factors = value.get("factors_compiled") or value.get("factors") or {}
         which = " (compiled)" if value.get("factors_compiled") else ""
         compiled = _number(rates["ours_compiled"], 0) if value.get("compile") else "not measured (--no-compile)"
         shown = f"{key} ({value['note']})" if value.get("note") else key
-        lines.append(f"| {shown} | {value['precision']} | {_number(rates['ours'], 0)} | {compiled} | "
-                     f"{_number(rates['reference'], 0)} | {_number(value['ratio'], 2, 'x')} | "
-                     f"{_number(value['ratio_compiled'], 2, 'x')} | {_number(factors.get('model_step'), 2, 'x')}{which} | "
-                     f"{_number(factors.get('input_pipeline'), 2, 'x')} | {_number(peaks['ours'], 0)} / "
-                     f"{_number(peaks['ours_compiled'], 0)} / {_number(peaks['reference'], 0)} |")
+        lines.append(
+            f"| {shown} | {value['precision']} | {_number(rates['ours'], 0)} | {compiled} | "
+            f"{_number(rates['reference'], 0)} | {_number(value['ratio'], 2, 'x')} | "
+            f"{_number(value['ratio_compiled'], 2, 'x')} | {_number(factors.get('model_step'), 2, 'x')}{which} | "
+            f"{_number(factors.get('input_pipeline'), 2, 'x')} | {_number(peaks['ours'], 0)} / "
+            f"{_number(peaks['ours_compiled'], 0)} / {_number(peaks['reference'], 0)} |"
+        )
     return lines + [""]
 
 
@@ -1210,26 +1628,38 @@ def _profile_section(block) -> list[str]:
     reason = _skipped(block)
     if reason:
         return lines + [f"Skipped: {reason}.", ""]
-    lines.append(f"The package's training step (`training.make_training_step`), {block['arch']}, batch "
-                 f"{block['batch_size']} ID images, on {block['device']}, {block['images']}; mean of "
-                 f"{block['timed_steps']} steps after {block.get('warm_up_steps', 3)} warm-up steps:")
+    lines.append(
+        f"The package's training step (`training.make_training_step`), {block['arch']}, batch "
+        f"{block['batch_size']} ID images, on {block['device']}, {block['images']}; mean of "
+        f"{block['timed_steps']} steps after {block.get('warm_up_steps', 3)} warm-up steps:"
+    )
     lines.append("")
-    lines += ["| method | s / step | ID img/s | rows / step | peak MB | host syncs in a step |", "|---|--:|--:|--:|--:|---|"]
+    lines += [
+        "| method | s / step | ID img/s | rows / step | peak MB | host syncs in a step |",
+        "|---|--:|--:|--:|--:|---|",
+    ]
     for method, entry in block["methods"].items():
         syncs = entry.get("host_syncs_in_step")
         shown = "n/a (CPU)" if syncs is None else ("none" if not syncs else f"{len(syncs)}: {syncs[0]}")
-        lines.append(f"| {method} | {entry['step_seconds']:.4f} | {_number(entry['id_images_per_s'], 0)} | "
-                     f"{entry['rows_per_step']} | {_number(entry.get('peak_memory_mb'), 0)} | {shown} |")
+        lines.append(
+            f"| {method} | {entry['step_seconds']:.4f} | {_number(entry['id_images_per_s'], 0)} | "
+            f"{entry['rows_per_step']} | {_number(entry.get('peak_memory_mb'), 0)} | {shown} |"
+        )
     profile = block.get("profile")
     if profile:
         lines.append("")
-        lines.append(f"torch.profiler, one {profile['method']} step, top {len(profile['top'])} of "
-                     f"{profile['operators']} operators by {profile['sorted_by']} (total "
-                     f"{profile['total_self_us'] / 1000:.2f} ms):")
+        lines.append(
+            f"torch.profiler, one {profile['method']} step, top {len(profile['top'])} of "
+            f"{profile['operators']} operators by {profile['sorted_by']} (total "
+            f"{profile['total_self_us'] / 1000:.2f} ms):"
+        )
         lines.append("")
         lines += ["| operator | calls | self CUDA ms | self CPU ms | share |", "|---|--:|--:|--:|--:|"]
-        lines += [f"| `{row['name'][:60]}` | {row['calls']} | {row['self_cuda_us'] / 1000:.3f} | "
-                  f"{row['self_cpu_us'] / 1000:.3f} | {100 * row['share']:.1f} % |" for row in profile["top"]]
+        lines += [
+            f"| `{row['name'][:60]}` | {row['calls']} | {row['self_cuda_us'] / 1000:.3f} | "
+            f"{row['self_cpu_us'] / 1000:.3f} | {100 * row['share']:.1f} % |"
+            for row in profile["top"]
+        ]
     return lines + [""]
 
 
@@ -1239,26 +1669,42 @@ def _reproduce_section(block) -> list[str]:
     if reason:
         return lines + [f"Skipped: {reason}.", ""]
     plan = block["plan"]
-    lines.append(f"SimCLR, self-OECL and OECL side by side, {plan['arch']}, {plan['preset']} preset with "
-                 f"**{plan['epochs']} epochs** ({plan['warmup_epochs']} warm-up), {plan['views']} test views, "
-                 f"{plan['id_train_images']} training images of class 0, OE = the photo crops. Budget rule: "
-                 f"{plan['rule']}" + (f" (estimated {plan['estimated_epoch_s']:.2f} s per epoch of all three from "
-                                      f"the OECL step's {plan['oecl_step_s'] * 1000:.1f} ms, limit {plan['limit_s']} s)"
-                                      if plan.get("estimated_epoch_s") else "") + ".")
+    lines.append(
+        f"SimCLR, self-OECL and OECL side by side, {plan['arch']}, {plan['preset']} preset with "
+        f"**{plan['epochs']} epochs** ({plan['warmup_epochs']} warm-up), {plan['views']} test views, "
+        f"{plan['id_train_images']} training images of class 0, OE = the photo crops. Budget rule: "
+        f"{plan['rule']}"
+        + (
+            f" (estimated {plan['estimated_epoch_s']:.2f} s per epoch of all three from "
+            f"the OECL step's {plan['oecl_step_s'] * 1000:.1f} ms, limit {plan['limit_s']} s)"
+            if plan.get("estimated_epoch_s")
+            else ""
+        )
+        + "."
+    )
     lines.append("")
     lines += ["| method | AUROC (%) | score | epochs | train s | eval s | status |", "|---|--:|---|--:|--:|--:|---|"]
     for method, run in block["runs"].items():
         auroc = _number(100 * run["auroc"], 1) if run.get("auroc") is not None else "—"
         status = run["status"] + (f" ({run['log_tail'][-1]})" if run.get("log_tail") else "")
-        lines.append(f"| {method} | {auroc} | {run.get('score', '—')} | {run.get('epochs', '—')} | "
-                     f"{_number(run.get('train_seconds'))} | {_number(run.get('eval_seconds'))} | {status} |")
+        lines.append(
+            f"| {method} | {auroc} | {run.get('score', '—')} | {run.get('epochs', '—')} | "
+            f"{_number(run.get('train_seconds'))} | {_number(run.get('eval_seconds'))} | {status} |"
+        )
     usage = block.get("gpu_utilisation")
     lines.append("")
-    lines.append(f"Wall time of the step: {_number(block.get('wall_seconds'))} s; GPU utilisation during it: "
-                 + (f"mean {usage['mean_util_pct']} %, max {usage['max_util_pct']} %, max memory "
-                    f"{usage['max_memory_mib']:,.0f} MiB ({usage['samples']} samples)" if usage else "not sampled")
-                 + ". Data: " + str(next((r["data"]["dataset"] for r in block["runs"].values() if r.get("data")), "—"))
-                 + ". One seed, one class: a smoke test of the GPU path, not a result to compare with the paper.")
+    lines.append(
+        f"Wall time of the step: {_number(block.get('wall_seconds'))} s; GPU utilisation during it: "
+        + (
+            f"mean {usage['mean_util_pct']} %, max {usage['max_util_pct']} %, max memory "
+            f"{usage['max_memory_mib']:,.0f} MiB ({usage['samples']} samples)"
+            if usage
+            else "not sampled"
+        )
+        + ". Data: "
+        + str(next((r["data"]["dataset"] for r in block["runs"].values() if r.get("data")), "—"))
+        + ". One seed, one class: a smoke test of the GPU path, not a result to compare with the paper."
+    )
     return lines + [""]
 
 
@@ -1269,10 +1715,16 @@ def _utilisation_section(block) -> list[str]:
         return lines + [f"Skipped: {reason}.", ""]
     if not block:
         return lines + ["No samples (nvidia-smi returned none).", ""]
-    lines += ["nvidia-smi every second (work/nvidia-smi.csv):", "", "| step | samples | mean util % | max util % | "
-              "max memory MiB |", "|---|--:|--:|--:|--:|"]
-    lines += [f"| {step} | {u['samples']} | {u['mean_util_pct']} | {u['max_util_pct']} | {u['max_memory_mib']:,.0f} |"
-              for step, u in block.items()]
+    lines += [
+        "nvidia-smi every second (work/nvidia-smi.csv):",
+        "",
+        "| step | samples | mean util % | max util % | max memory MiB |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    lines += [
+        f"| {step} | {u['samples']} | {u['mean_util_pct']} | {u['max_util_pct']} | {u['max_memory_mib']:,.0f} |"
+        for step, u in block.items()
+    ]
     return lines + [""]
 
 
@@ -1282,8 +1734,10 @@ def _steps_section(steps: dict) -> list[str]:
         note = record.get("note") or ""
         if record.get("tail"):
             note += (" " if note else "") + "last line: " + record["tail"][-1].replace("|", "/")
-        lines.append(f"| {name} | {record['status']} | {_number(record.get('seconds'))} | "
-                     f"{record.get('limit_s', '—')} | {note} |")
+        lines.append(
+            f"| {name} | {record['status']} | {_number(record.get('seconds'))} | "
+            f"{record.get('limit_s', '—')} | {note} |"
+        )
     lines.append("")
     lines.append("Commands (logs in the archive under work/logs/):")
     lines.append("")
@@ -1296,10 +1750,14 @@ def render_report(state: dict) -> str:
     dry = state["mode"] == "dry-run"
     machine = state.get("machine") or {}
     gpus = machine.get("gpus") if isinstance(machine, dict) else None
-    where = (f"{gpus[0]['name']}" if gpus else "a machine without a GPU")
-    lines = [f"# GPU check: {'CPU dry run' if dry else where}", "",
-             f"Started {state['started']}, {state['seconds']} s of a {state['budget_s']:.0f} s budget; command: "
-             f"`{state['command']}`. Figures: {FIGURES}; logs and run folders: {ARCHIVE}.", ""]
+    where = f"{gpus[0]['name']}" if gpus else "a machine without a GPU"
+    lines = [
+        f"# GPU check: {'CPU dry run' if dry else where}",
+        "",
+        f"Started {state['started']}, {state['seconds']} s of a {state['budget_s']:.0f} s budget; command: "
+        f"`{state['command']}`. Figures: {FIGURES}; logs and run folders: {ARCHIVE}.",
+        "",
+    ]
     if state["notes"]:
         lines += [f"* {note}" for note in state["notes"]] + [""]
     lines += _machine_section(state.get("machine"))
@@ -1314,12 +1772,16 @@ def render_report(state: dict) -> str:
     statuses = [record["status"] for record in (state.get("steps") or {}).values()]
     summary = ", ".join(f"{statuses.count(s)} {s}" for s in ("ok", "failed", "timed out", "skipped") if s in statuses)
     if dry:
-        lines.append(f"A CPU dry run at toy sizes ({summary or 'no steps'}): it shows that every step of the script "
-                     "runs and reports; none of its figures says anything about a GPU. No GPU has been measured by "
-                     "this report.")
+        lines.append(
+            f"A CPU dry run at toy sizes ({summary or 'no steps'}): it shows that every step of the script "
+            "runs and reports; none of its figures says anything about a GPU. No GPU has been measured by "
+            "this report."
+        )
     elif gpus:
-        lines.append(f"Measured on {where} ({summary or 'no steps'}). The figures belong in the README's GPU section, "
-                     "naming the GPU; a failed or timed-out step's log is in the archive.")
+        lines.append(
+            f"Measured on {where} ({summary or 'no steps'}). The figures belong in the README's GPU section, "
+            "naming the GPU; a failed or timed-out step's log is in the archive."
+        )
     else:
         lines.append(f"No GPU on this machine ({summary or 'no steps'}): no GPU figures.")
     return "\n".join(lines) + "\n"
@@ -1332,19 +1794,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scripts/gpu-check.sh", description=__doc__.split("\n\n")[0])
     parser.add_argument("out", help="folder for gpu-report.md, gpu-check.json and gpu-check-work.tar.gz")
     parser.add_argument("--dry-run", action="store_true", help="every step on the CPU at toy sizes (< 3 min)")
-    parser.add_argument("--budget", type=float, default=None,
-                        help=f"seconds in all (default {GPU_BUDGET_S}; dry run {DRY_BUDGET_S})")
-    parser.add_argument("--data", default=None, help=f"the CIFAR-10 subset file (default {DEFAULT_SUBSET} when it "
-                                                     "exists, else one made from $OOD_EXPLAIN_DATA's JPEG copy)")
-    parser.add_argument("--work", default=None, help="working folder (default: a new temporary folder); reuse one "
-                                                     "to resume the reproduce step's runs")
+    parser.add_argument(
+        "--budget", type=float, default=None, help=f"seconds in all (default {GPU_BUDGET_S}; dry run {DRY_BUDGET_S})"
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        help=f"the CIFAR-10 subset file (default {DEFAULT_SUBSET} when it "
+        "exists, else one made from $OOD_EXPLAIN_DATA's JPEG copy)",
+    )
+    parser.add_argument(
+        "--work",
+        default=None,
+        help="working folder (default: a new temporary folder); reuse one to resume the reproduce step's runs",
+    )
     parser.add_argument("--only", default=None, help="comma-separated steps: facts,data,tests,profile,reproduce,bench")
-    parser.add_argument("--epochs", type=int, default=None, help="the reproduce step's epochs (default: from the "
-                                                                 "time left and the profiled step time)")
-    parser.add_argument("--slack", type=float, default=1.0,
-                        help="multiply every step's time limit (a loaded machine; the budget still caps the total)")
-    parser.add_argument("--no-block", action="store_true",
-                        help="dry run: do not block the packages the GPU machine lacks")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="the reproduce step's epochs (default: from the time left and the profiled step time)",
+    )
+    parser.add_argument(
+        "--slack",
+        type=float,
+        default=1.0,
+        help="multiply every step's time limit (a loaded machine; the budget still caps the total)",
+    )
+    parser.add_argument(
+        "--no-block", action="store_true", help="dry run: do not block the packages the GPU machine lacks"
+    )
     return parser
 
 
@@ -1358,27 +1837,46 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         if not torch.cuda.is_available():
-            print("gpu-check: error: no CUDA device on this machine; run `scripts/gpu-check.sh --dry-run OUT` for "
-                  "the CPU dry run", file=sys.stderr)
+            print(
+                "gpu-check: error: no CUDA device on this machine; run `scripts/gpu-check.sh --dry-run OUT` for "
+                "the CPU dry run",
+                file=sys.stderr,
+            )
             return 2
     out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work).absolute() if args.work else Path(tempfile.mkdtemp(prefix="ood-explain-gpu-check-"))
     work.mkdir(parents=True, exist_ok=True)
     data = Path(args.data).absolute() if args.data else (REPO / DEFAULT_SUBSET if not args.dry_run else None)
-    if args.data and not data.is_file():
+    if args.data and data is not None and not data.is_file():
         print(f"gpu-check: error: --data {args.data}: no such file", file=sys.stderr)
         return 2
     jpeg_root = Path(os.environ.get("OOD_EXPLAIN_DATA") or REPO.parent / "shared" / "data")
     only = {name.strip() for name in args.only.split(",")} if args.only else None
-    check = Check(out, sizes, args.budget or sizes.budget_s, work, data, jpeg_root, args.dry_run and not args.no_block,
-                  only, args.epochs, ["scripts/gpu-check.sh", *argv], args.slack)
-    print(f"gpu-check ({sizes.mode}): {check.budget_s:.0f} s budget; work folder {work}; report {out / REPORT}",
-          flush=True)
+    check = Check(
+        out,
+        sizes,
+        args.budget or sizes.budget_s,
+        work,
+        data,
+        jpeg_root,
+        args.dry_run and not args.no_block,
+        only,
+        args.epochs,
+        ["scripts/gpu-check.sh", *argv],
+        args.slack,
+    )
+    print(
+        f"gpu-check ({sizes.mode}): {check.budget_s:.0f} s budget; work folder {work}; report {out / REPORT}",
+        flush=True,
+    )
     state = check.run()
     failed = [name for name, record in state["steps"].items() if record["status"] in ("failed", "timed out")]
-    print(f"gpu-check: {state['seconds']:.0f} s; " + (f"failed or timed out: {', '.join(failed)}" if failed else
-                                                       "every step that ran passed") + f"; report: {out / REPORT}")
+    print(
+        f"gpu-check: {state['seconds']:.0f} s; "
+        + (f"failed or timed out: {', '.join(failed)}" if failed else "every step that ran passed")
+        + f"; report: {out / REPORT}"
+    )
     return 0
 
 

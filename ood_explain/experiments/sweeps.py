@@ -15,15 +15,24 @@ import os
 import subprocess
 import sys
 import time
+from io import TextIOWrapper
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import data, methods
-from .distributed import world
-from .experiments import (EVALUATION, RunConfig, model_settings, read_record, recorded_settings, resolve,
-                          reusable, run_experiment)
+from ood_explain.core import data, methods
+from ood_explain.core.distributed import world
+from ood_explain.experiments.runs import (
+    EVALUATION,
+    RunConfig,
+    model_settings,
+    read_record,
+    recorded_settings,
+    resolve,
+    reusable,
+    run_experiment,
+)
 
 
 def class_count(dataset: str, root: str | None) -> int:
@@ -33,8 +42,10 @@ def class_count(dataset: str, root: str | None) -> int:
 
 MAX_SEED = 2**32 - 1  # NumPy's seed range
 MAX_COUNT = 10_000  # a count of seeds beyond this is a typo
-SEEDS_HELP = ("a count (3 -> seeds 0, 1, 2; at least 1) or a comma-separated list of two or more distinct seeds "
-              "(0,4,7); for one seed S alone use --seed S")
+SEEDS_HELP = (
+    "a count (3 -> seeds 0, 1, 2; at least 1) or a comma-separated list of two or more distinct seeds "
+    "(0,4,7); for one seed S alone use --seed S"
+)
 
 
 def seed_list(seeds: int | str | list[int] | tuple[int, ...]) -> list[int]:
@@ -56,8 +67,10 @@ def seed_list(seeds: int | str | list[int] | tuple[int, ...]) -> list[int]:
         raise ValueError(f"seeds must be a count or a list of seeds, got {seeds!r}")
     if isinstance(seeds, int):
         if seeds < 1:
-            raise ValueError(f"a count of seeds must be at least 1, got {seeds}; for seed 0 alone use --seed 0 "
-                             "(a count of 1 also runs seed 0)")
+            raise ValueError(
+                f"a count of seeds must be at least 1, got {seeds}; for seed 0 alone use --seed 0 "
+                "(a count of 1 also runs seed 0)"
+            )
         if seeds > MAX_COUNT:
             raise ValueError(f"a count of seeds must be at most {MAX_COUNT}, got {seeds}")
         return list(range(seeds))
@@ -68,8 +81,10 @@ def seed_list(seeds: int | str | list[int] | tuple[int, ...]) -> list[int]:
         raise ValueError(f"seeds must be whole numbers from 0 to {MAX_SEED}, got {values}")
     repeated = sorted({v for v in values if values.count(v) > 1})
     if repeated:
-        raise ValueError(f"seed {', '.join(map(str, repeated))} is listed more than once in "
-                         f"{','.join(map(str, values))}; each seed runs once, so list distinct seeds")
+        raise ValueError(
+            f"seed {', '.join(map(str, repeated))} is listed more than once in "
+            f"{','.join(map(str, values))}; each seed runs once, so list distinct seeds"
+        )
     return values
 
 
@@ -77,19 +92,46 @@ def run_folder(root: str | Path, method: str, normal_class: int, seed: int) -> P
     return Path(root) / method / f"class-{normal_class}" / f"seed-{seed}"
 
 
-def plan(base: RunConfig, method_names: list[str], root: str | Path, classes: list[int],
-         seeds: list[int]) -> list[RunConfig]:
+def own_params(given: dict | None, method: str) -> dict | None:
+    """Of the method hyper-parameters given for a sweep, those `method` declares (None if none)."""
+    declared = methods.get(method).params
+    return {k: v for k, v in (given or {}).items() if k in declared} or None
+
+
+def plan(
+    base: RunConfig, method_names: list[str], root: str | Path, classes: list[int], seeds: list[int]
+) -> list[RunConfig]:
     """Every configuration of the sweep (validated now, before any run starts), finished ones included."""
-    configs = [dataclasses.replace(base, method=m, normal_class=k, seed=s, out=str(run_folder(root, m, k, s)))
-               for m in method_names for k in classes for s in seeds]
+    configs = [
+        dataclasses.replace(
+            base,
+            method=m,
+            normal_class=k,
+            seed=s,
+            out=str(run_folder(root, m, k, s)),
+            method_params=own_params(base.method_params, m),
+        )
+        for m in method_names
+        for k in classes
+        for s in seeds
+    ]
     for config in configs[:: max(1, len(classes) * len(seeds))]:
         resolve(config)
     return configs
 
 
-def sweep(base: RunConfig, method_names: list[str], root: str | Path, classes: list[int] | None = None,
-          seeds: int | str | list[int] = 1, jobs: int = 1, progress: bool = True, header: str = "",
-          slots: list[dict[str, str]] | None = None, restart: bool = False) -> pd.DataFrame:
+def sweep(
+    base: RunConfig,
+    method_names: list[str],
+    root: str | Path,
+    classes: list[int] | None = None,
+    seeds: int | str | list[int] = 1,
+    jobs: int = 1,
+    progress: bool = True,
+    header: str = "",
+    slots: list[dict[str, str]] | None = None,
+    restart: bool = False,
+) -> pd.DataFrame:
     """Run every (method, class, seed) that has no reusable finished run in its folder under `root`, then
     write results.csv and results.md there and return the summary table (:func:`summarize`).
 
@@ -104,10 +146,14 @@ def sweep(base: RunConfig, method_names: list[str], root: str | Path, classes: l
     todo = configs if restart else [c for c in configs if not reusable(c)]
     planned = {str(Path(c.out)) for c in configs}
     others = [(folder, record) for folder, record in finished_records(root) if str(folder) not in planned]
-    check_one_setting(root, [(_label(root, c.out) + " (asked now)", c.method, result_settings(resolve(c)))
-                             for c in configs]
-                      + [(_label(root, folder), record["run"].get("method"), recorded_result_settings(record))
-                         for folder, record in others])
+    check_one_setting(
+        root,
+        [(_label(root, c.out) + " (asked now)", c.method, result_settings(resolve(c))) for c in configs]
+        + [
+            (_label(root, folder), record["run"].get("method"), recorded_result_settings(record))
+            for folder, record in others
+        ],
+    )
     started = time.perf_counter()
     slots = slots or ([{"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}] * jobs if jobs > 1 else None)
     if todo and slots:
@@ -116,16 +162,24 @@ def sweep(base: RunConfig, method_names: list[str], root: str | Path, classes: l
         for config in todo:
             run = run_experiment(config, resume=not restart, progress=progress)
             if run is not None:
-                print(f"{config.method:>10} class {config.normal_class} seed {config.seed}: AUROC "
-                      f"{run.metrics['auroc']:.3f} ({run.metrics['score']}, train {run.metrics['train_seconds']:.0f} s)",
-                      flush=True)
+                print(
+                    f"{config.method:>10} class {config.normal_class} seed {config.seed}: AUROC "
+                    f"{run.metrics['auroc']:.3f} ({run.metrics['score']}, train {run.metrics['train_seconds']:.0f} s)",
+                    flush=True,
+                )
     runs = collect_results(root)
     summary = summarize(runs)
     if world()[0] == 0:
-        way = (f"{len(slots)} subprocesses side by side, {', '.join(f'{k}={v}' for k, v in slots[0].items())}"
-               if slots else "one process")
-        note = (f"This invocation ran {len(todo)} run(s) in {time.perf_counter() - started:.0f} s of wall time "
-                f"({way}). " if todo else "")
+        way = (
+            f"{len(slots)} subprocesses side by side, {', '.join(f'{k}={v}' for k, v in slots[0].items())}"
+            if slots
+            else "one process"
+        )
+        note = (
+            f"This invocation ran {len(todo)} run(s) in {time.perf_counter() - started:.0f} s of wall time ({way}). "
+            if todo
+            else ""
+        )
         intro = (header + note).strip()
         write_results(runs, summary, root, intro + "\n\n" if intro else "")
     return summary
@@ -154,8 +208,9 @@ def recorded_result_settings(record: dict) -> dict:
 
 def finished_records(root: str | Path) -> list[tuple[Path, dict]]:
     """(folder, config.json record) of every finished run ``root/<method>/class-<k>/seed-<s>/``."""
-    return [(path.parent, read_record(path.parent))
-            for path in sorted(Path(root).glob("*/class-*/seed-*/metrics.json"))]
+    return [
+        (path.parent, read_record(path.parent)) for path in sorted(Path(root).glob("*/class-*/seed-*/metrics.json"))
+    ]
 
 
 def _label(root: Path, folder: str | Path) -> str:
@@ -174,29 +229,33 @@ def check_one_setting(root: str | Path, entries: list[tuple[str, str, dict]]) ->
     keys = list(dict.fromkeys(key for _, _, settings in entries for key in settings))
     for key in keys:
         if key in PER_METHOD:
-            groups = {}
+            groups: dict[str | None, list[tuple[str, str, dict]]] = {}
             for entry in entries:
                 groups.setdefault(entry[1], []).append(entry)
         elif key in OE_ONLY:
             groups = {None: [e for e in entries if e[2].get("oe") is not None]}
         else:
             groups = {None: entries}
-        values_by_group = {}
+        values_by_group: dict[str | None, object] = {}
         for group, members in groups.items():
             seen: dict[str, str] = {}
             for label, _, settings in members:
                 seen.setdefault(json.dumps(settings.get(key)), label)
             if len(seen) > 1:
-                differing.append(f"{key}: " + ", ".join(f"{json.loads(value)!r} in {label}" for value, label in seen.items()))
+                differing.append(
+                    f"{key}: " + ", ".join(f"{json.loads(value)!r} in {label}" for value, label in seen.items())
+                )
             elif seen:
                 values_by_group[group] = json.loads(next(iter(seen)))
         if not differing and values_by_group:
             distinct = {json.dumps(v) for v in values_by_group.values()}
-            shared[key] = (next(iter(values_by_group.values())) if len(distinct) == 1 else values_by_group)
+            shared[key] = next(iter(values_by_group.values())) if len(distinct) == 1 else values_by_group
     if differing:
-        raise ValueError(f"one table holds one setting, but the runs under {root} would differ in "
-                         f"{'; '.join(differing)}. Use a new --out folder for other settings, or remove the other "
-                         f"runs from {root}.")
+        raise ValueError(
+            f"one table holds one setting, but the runs under {root} would differ in "
+            f"{'; '.join(differing)}. Use a new --out folder for other settings, or remove the other "
+            f"runs from {root}."
+        )
     return shared
 
 
@@ -207,11 +266,10 @@ class RunsFailed(RuntimeError):
     """One or more runs of a sweep ended with an error; the message names their folders and logs."""
 
 
-def _command(config: RunConfig, restart: bool = False, worker: str = "ood_explain.sweeps") -> list[str]:
+def _command(config: RunConfig, restart: bool = False, worker: str = "ood_explain.experiments.sweeps") -> list[str]:
     """``python -m WORKER CONFIG_JSON [--restart]``: one run in a subprocess (`worker`: a module whose
     ``__main__`` trains one config; the notebooks' worker also scores the tracked epochs)."""
-    return [sys.executable, "-m", worker, json.dumps(dataclasses.asdict(config)),
-            *(["--restart"] if restart else [])]
+    return [sys.executable, "-m", worker, json.dumps(dataclasses.asdict(config)), *(["--restart"] if restart else [])]
 
 
 def _last_line(log: Path) -> str:
@@ -223,15 +281,38 @@ def _last_line(log: Path) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def run_in_subprocesses(configs: list[RunConfig], slots: list[dict[str, str]], restart: bool = False,
-                        worker: str = "ood_explain.sweeps") -> None:
+def plugin_environment(configs: list[RunConfig]) -> dict[str, str]:
+    """``$OOD_EXPLAIN_PLUGINS`` for subprocesses that run `configs`: the modules of their plugin methods added.
+    A method registered in ``__main__`` (a notebook cell, a script) cannot reach a subprocess: ValueError."""
+    sources = {methods.get(c.method).source for c in configs} - {methods.BUILT_IN}
+    if "__main__" in sources:
+        names = sorted({c.method for c in configs if methods.get(c.method).source == "__main__"})
+        raise ValueError(
+            f"method(s) {', '.join(names)} were registered in this process only (__main__), so the "
+            "subprocesses cannot import them: define them in a module and name it (--plugin MODULE or "
+            f"${methods.PLUGINS_VARIABLE}), or run without --jobs"
+        )
+    if not sources:
+        return {}
+    known = methods.plugin_modules()
+    return {methods.PLUGINS_VARIABLE: ",".join(known + sorted(sources - set(known)))}
+
+
+def run_in_subprocesses(
+    configs: list[RunConfig],
+    slots: list[dict[str, str]],
+    restart: bool = False,
+    worker: str = "ood_explain.experiments.sweeps",
+) -> None:
     """Run configs as ``python -m WORKER CONFIG`` subprocesses (:func:`_command`), one per slot at a time (a
     slot is a set of environment variables); each writes its log beside its run folder. Failed runs are one
     :class:`RunsFailed` naming each folder, the last line of its log (the reason) and the log. An interrupt
     (Ctrl-C, or Kernel > Interrupt, which reaches only this process) stops the running subprocesses before it
     propagates; their checkpoints keep the last finished epoch. A subprocess imports only ood_explain, so a
     method registered in this process alone is unknown to it."""
-    pending, running, failures = list(configs), {}, []
+    slots = [{**slot, **plugin_environment(configs)} for slot in slots]
+    running: dict[int, tuple[RunConfig, subprocess.Popen[bytes], TextIOWrapper]] = {}
+    pending, failures = list(configs), []
     try:
         while pending or running:
             for slot in [i for i in range(len(slots)) if i not in running]:
@@ -241,8 +322,9 @@ def run_in_subprocesses(configs: list[RunConfig], slots: list[dict[str, str]], r
                 log_path = Path(config.out).with_suffix(".log")
                 log_path.parent.mkdir(parents=True, exist_ok=True)
                 log = open(log_path, "w")
-                process = subprocess.Popen(_command(config, restart, worker), env={**os.environ, **slots[slot]},
-                                           stdout=log, stderr=log)
+                process = subprocess.Popen(
+                    _command(config, restart, worker), env={**os.environ, **slots[slot]}, stdout=log, stderr=log
+                )
                 running[slot] = (config, process, log)
             for slot, (config, process, log) in list(running.items()):
                 if process.poll() is None:
@@ -257,7 +339,7 @@ def run_in_subprocesses(configs: list[RunConfig], slots: list[dict[str, str]], r
                     failures.append(f"{config.out}: {reason} (log: {log_path})")
             time.sleep(0.2)
     finally:
-        for _, process, log in running.values():  # only on an interrupt or an error: stop what still runs
+        for _, process, _log in running.values():  # only on an interrupt or an error: stop what still runs
             process.terminate()
         for _, process, log in running.values():
             try:
@@ -278,15 +360,26 @@ def collect_results(root: str | Path, metric: str = "auroc") -> pd.DataFrame:
     class and seed) are refused (:func:`check_one_setting`); the settings they share are in
     ``attrs["settings"]`` of the table."""
     records = finished_records(root)
-    shared = check_one_setting(root, [(_label(Path(root), folder), record["run"].get("method"),
-                                       recorded_result_settings(record)) for folder, record in records])
+    shared = check_one_setting(
+        root,
+        [
+            (_label(Path(root), folder), record["run"].get("method"), recorded_result_settings(record))
+            for folder, record in records
+        ],
+    )
     rows = []
     for path in sorted(Path(root).glob("*/class-*/seed-*/metrics.json")):
         seed_folder, class_folder, method_folder = path.parents[0], path.parents[1], path.parents[2]
         metrics = json.loads(path.read_text())
-        rows.append({"method": method_folder.name, "class": int(class_folder.name.split("-")[1]),
-                     "seed": int(seed_folder.name.split("-")[1]), metric: metrics[metric],
-                     "seconds": metrics.get("train_seconds", 0) + metrics.get("eval_seconds", 0)})
+        rows.append(
+            {
+                "method": method_folder.name,
+                "class": int(class_folder.name.split("-")[1]),
+                "seed": int(seed_folder.name.split("-")[1]),
+                metric: metrics[metric],
+                "seconds": metrics.get("train_seconds", 0) + metrics.get("eval_seconds", 0),
+            }
+        )
     if not rows:
         raise FileNotFoundError(f"no finished runs (*/class-*/seed-*/metrics.json) under {root}")
     table = pd.DataFrame(rows).sort_values(["method", "class", "seed"]).reset_index(drop=True)
@@ -345,8 +438,10 @@ def _fewer_seeds(runs: pd.DataFrame, seeds: list[int]) -> str:
             parts.append(f"{method} class {k}: seed{'s' if len(present) > 1 else ''} {', '.join(map(str, present))}")
     if not parts:
         return ""
-    return ("(n = k): a cell over only k of these seeds (" + "; ".join(parts) + "); the `mean` row uses the "
-            "seeds that finished every class. ")
+    return (
+        "(n = k): a cell over only k of these seeds (" + "; ".join(parts) + "); the `mean` row uses the "
+        "seeds that finished every class. "
+    )
 
 
 def _settings_line(settings: dict) -> str:
@@ -367,10 +462,12 @@ def write_results(runs: pd.DataFrame, summary: pd.DataFrame, root: str | Path, h
     root = Path(root)
     runs.to_csv(root / "results.csv", index=False, float_format="%.4f")
     seeds = sorted(runs["seed"].unique())
-    note = (f"AUROC (%), mean ± sample standard deviation over seeds {', '.join(map(str, seeds))} "
-            f"({len(seeds)} seed(s)); `mean`: the class mean, per seed, then over seeds. {_fewer_seeds(runs, seeds)}"
-            f"{len(runs)} runs took {runs['seconds'].sum() / 60:.0f} min of training and evaluation in all (each "
-            f"run's own time).\n\n")
+    note = (
+        f"AUROC (%), mean ± sample standard deviation over seeds {', '.join(map(str, seeds))} "
+        f"({len(seeds)} seed(s)); `mean`: the class mean, per seed, then over seeds. {_fewer_seeds(runs, seeds)}"
+        f"{len(runs)} runs took {runs['seconds'].sum() / 60:.0f} min of training and evaluation in all (each "
+        f"run's own time).\n\n"
+    )
     table = format_summary(summary, seeds=len(seeds)).to_markdown()
     (root / "results.md").write_text(header + note + _settings_line(runs.attrs.get("settings", {})) + table + "\n")
 

@@ -1,7 +1,7 @@
-"""The training step and the training loop, one each, for every method of :mod:`ood_explain.methods`.
+"""The training step and the training loop, one each, for every method of :mod:`ood_explain.core.methods`.
 
 Images stay on the compute device as uint8; each step indexes a batch, makes the views there
-(:mod:`ood_explain.augment`), and runs ID and OE views through the network in ONE forward pass, so
+(:mod:`ood_explain.core.augment`), and runs ID and OE views through the network in ONE forward pass, so
 BatchNorm normalizes over the mixed batch as in the paper. Checkpoints are written atomically after
 every epoch and hold everything needed to resume (model, optimizer, cosine schedule, RNG states,
 history).
@@ -15,18 +15,19 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, cast
 
 import torch
 from tqdm.auto import tqdm
 
-from . import augment, distributed, methods
-from .augment import AugmentConfig
-from .distributed import world
-from .methods import Forward, Method
-from .models import ContrastiveModel
+from ood_explain.core import augment, distributed, methods
+from ood_explain.core.augment import AugmentConfig
+from ood_explain.core.distributed import world
+from ood_explain.core.methods import Forward, Method
+from ood_explain.core.models import ContrastiveModel
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -65,27 +66,32 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     log_every: int = 20
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    method_params: dict = field(default_factory=dict)  # the method's own hyper-parameters (Method.params)
 
     def __post_init__(self) -> None:
         method = methods.get(self.method)
+        self.method_params = methods.resolve_params(method, self.method_params)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if isinstance(self.augment, dict):
-            self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()})
+            values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()}
+            self.augment = AugmentConfig(**values)
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {self.epochs} and {self.batch_size}")
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if method.oe_norm_term and self.alpha and self.warmup_epochs >= self.epochs:
-            raise ValueError(f"{self.warmup_epochs} warm-up epochs of {self.epochs}: the OE term (alpha) would "
-                             f"never be used; lower --warmup-epochs below --epochs")
+            raise ValueError(
+                f"{self.warmup_epochs} warm-up epochs of {self.epochs}: the OE term (alpha) would "
+                f"never be used; lower --warmup-epochs below --epochs"
+            )
 
 
 def unwrap(model: torch.nn.Module) -> ContrastiveModel:
     """The ContrastiveModel inside DistributedDataParallel and/or torch.compile wrappers."""
     while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = getattr(model, "module", None) or model._orig_mod
-    return model
+        model = cast(torch.nn.Module, getattr(model, "module", None) or model._orig_mod)
+    return cast(ContrastiveModel, model)
 
 
 def cpu_has_amx() -> bool:
@@ -113,9 +119,17 @@ class TrainingStep:
     tensor [loss, mean ||z|| of ID rows, mean ||z|| of OE rows (NaN without OE rows)] on the device.
     """
 
-    def __init__(self, model: ContrastiveModel, forward_model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 method: Method, config: TrainConfig, generator: torch.Generator, dtype: torch.dtype | None,
-                 memory_format: torch.memory_format) -> None:
+    def __init__(
+        self,
+        model: ContrastiveModel,
+        forward_model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        method: Method,
+        config: TrainConfig,
+        generator: torch.Generator,
+        dtype: torch.dtype | None,
+        memory_format: torch.memory_format,
+    ) -> None:
         self.model, self.forward_model, self.optimizer = model, forward_model, optimizer
         self.method, self.config, self.generator = method, config, generator
         self.dtype, self.memory_format = dtype, memory_format
@@ -131,10 +145,12 @@ class TrainingStep:
             h, z = self.forward_model(x)
             logit = unwrap(self.forward_model).logit(h) if self.method.classifier else None
             forward = Forward(h, z, n_id, logit)
-            loss = self.method.loss(forward, alpha, self.config.temperature)
+            loss = self.method.loss(forward, alpha, self.config.temperature, **self.config.method_params)
         with torch.no_grad():
             id_norm = forward.z_id.float().norm(dim=1).mean()
-            oe_norm = forward.z_oe.float().norm(dim=1).mean() if n_id < len(z) else torch.full_like(id_norm, float("nan"))
+            oe_norm = (
+                forward.z_oe.float().norm(dim=1).mean() if n_id < len(z) else torch.full_like(id_norm, float("nan"))
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -150,10 +166,12 @@ def make_training_step(model: ContrastiveModel, config: TrainConfig, device: tor
     method = methods.get(config.method)
     rank, world_size = world()
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model.to(device=device, memory_format=memory_format)
+    # Module.to takes device and memory_format together at runtime; torch's overloads lack that combination
+    model.to(device=device, memory_format=memory_format)  # type: ignore[call-overload]
     if world_size > 1:  # BatchNorm over the global batch: SyncBatchNorm on CUDA, GlobalBatchNorm on CPU
         distributed.convert_batchnorm(model, device)
-    compiled = torch.compile(model) if config.compile else model
+    # torch.compile of a Module returns an OptimizedModule (a Module); its annotations only say Callable
+    compiled = cast(torch.nn.Module, torch.compile(model)) if config.compile else model
     forward_model = distributed.wrap_model(compiled, device, unused=method.unused_modules)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
@@ -163,8 +181,15 @@ def make_training_step(model: ContrastiveModel, config: TrainConfig, device: tor
     return TrainingStep(model, forward_model, optimizer, method, config, generator, dtype, memory_format)
 
 
-def batches(id_images: torch.Tensor, oe_images: torch.Tensor | None, batch_size: int, steps: int, epoch: int,
-            seed: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+def batches(
+    id_images: torch.Tensor,
+    oe_images: torch.Tensor | None,
+    batch_size: int,
+    steps: int,
+    epoch: int,
+    seed: int,
+    generator: torch.Generator,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """The (ID batch, OE batch or None) pairs of one epoch on the images' device.
 
     The ID order is one permutation per (seed, epoch), the same on every process; process r takes slice r
@@ -198,8 +223,10 @@ def save_checkpoint(path: Path, state: dict) -> None:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
             number = error.errno if isinstance(error, OSError) else None
             fix = "free some disk space" if number in (None, errno.ENOSPC, errno.EDQUOT) else "fix that"
-            message = (f"cannot write the checkpoint {path}: {reason}. Any previous checkpoint is kept; {fix} and "
-                       "rerun the same command to resume from it")
+            message = (
+                f"cannot write the checkpoint {path}: {reason}. Any previous checkpoint is kept; {fix} and "
+                "rerun the same command to resume from it"
+            )
             raise (OSError(number, message) if number is not None else OSError(message)) from None
         raise
 
@@ -216,64 +243,104 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
     except FileNotFoundError:
         raise
     except Exception as error:  # torch raises several types for damaged files (RuntimeError, EOFError, pickle)
-        raise UnreadableCheckpointError(f"checkpoint {path} is unreadable ({type(error).__name__}); delete it or "
-                                        "use --restart to train from scratch") from error
+        raise UnreadableCheckpointError(
+            f"checkpoint {path} is unreadable ({type(error).__name__}); delete it or "
+            "use --restart to train from scratch"
+        ) from error
     if not isinstance(state, dict) or not {"model", "config", "epoch"} <= set(state):
         raise UnreadableCheckpointError(f"{path} is not an ood-explain checkpoint; delete it or use --restart")
     return state
 
 
 def _config_dict(config: TrainConfig) -> dict:
-    return dataclasses.asdict(config)
+    """The checkpoint's record of `config` (``method_params`` only for a method that has any)."""
+    record = dataclasses.asdict(config)
+    if not record["method_params"]:
+        del record["method_params"]
+    return record
 
 
 # Settings that shape the training trajectory: a checkpoint resumes only under the same values.
-TRAJECTORY_KEYS = ("method", "epochs", "batch_size", "lr", "momentum", "weight_decay", "temperature", "alpha",
-                   "warmup_epochs", "seed", "max_steps_per_epoch", "augment")
+TRAJECTORY_KEYS = (
+    "method",
+    "epochs",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "temperature",
+    "alpha",
+    "warmup_epochs",
+    "seed",
+    "max_steps_per_epoch",
+    "augment",
+)
 
 
 def setting_differences(saved: dict, current: dict, place: str = "checkpoint") -> list[str]:
     """One ``"key: SAVED in the PLACE, CURRENT now"`` item per key of `current` whose value differs in
     `saved` (compared as JSON, so tuples equal lists)."""
     saved, current = json.loads(json.dumps(saved)), json.loads(json.dumps(current))
-    return [f"{key}: {saved.get(key)!r} in the {place}, {value!r} now"
-            for key, value in current.items() if saved.get(key) != value]
+    return [
+        f"{key}: {saved.get(key)!r} in the {place}, {value!r} now"
+        for key, value in current.items()
+        if saved.get(key) != value
+    ]
 
 
 def refuse_other_settings(saved: dict | None, current: dict, checkpoint: Path, what: str = "settings") -> None:
     """Raise when `saved` (the checkpoint's record) differs from `current` in any key of `current`: the
     error names each differing setting and the two ways out. A checkpoint without the record is refused."""
     if saved is None:
-        raise ValueError(f"cannot resume {checkpoint}: it does not record its {what} (an older version wrote it). "
-                         "Use a new --out folder, or --restart to train from scratch.")
+        raise ValueError(
+            f"cannot resume {checkpoint}: it does not record its {what} (an older version wrote it). "
+            "Use a new --out folder, or --restart to train from scratch."
+        )
     differing = setting_differences(saved, current)
     if differing:
-        raise ValueError(f"cannot resume {checkpoint}: it was written with other settings ("
-                         + "; ".join(differing) + "). Use a new --out folder, or --restart to train from scratch.")
+        raise ValueError(
+            f"cannot resume {checkpoint}: it was written with other settings ("
+            + "; ".join(differing)
+            + "). Use a new --out folder, or --restart to train from scratch."
+        )
 
 
 def check_same_run(saved: dict, config: TrainConfig, checkpoint: Path) -> None:
     """Refuse to resume a checkpoint written under different training settings (e.g. another method in the
     same --out folder)."""
     current = _config_dict(config)
-    refuse_other_settings(saved, {key: current[key] for key in TRAJECTORY_KEYS}, checkpoint)
+    keys = TRAJECTORY_KEYS + (("method_params",) if "method_params" in current else ())
+    refuse_other_settings(saved, {key: current[key] for key in keys}, checkpoint)
 
 
 def check_images(images: torch.Tensor, what: str) -> None:
     """Refuse images :func:`train` cannot use: not (N, C, H, W), neither uint8 (0..255) nor floating point
     in [0, 1] (float pixel values in 0..255 would train as if they were in [0, 1]), or non-finite values."""
+    if hasattr(images, "images") and hasattr(images, "labels"):  # an ImageSet (e.g. split.id_train)
+        raise ValueError(
+            f"{what} must be a tensor of images, got an {type(images).__name__}: pass its .images "
+            "(e.g. split.id_train.images)"
+        )
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"{what} must be a 4-D (N, C, H, W) tensor of images, got {shape}")
+    if images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+        raise ValueError(
+            f"{what} look channels-last, (N, H, W, C) = {tuple(images.shape)}; the library takes "
+            "(N, C, H, W): pass images.permute(0, 3, 1, 2)"
+        )
     if images.dtype == torch.uint8:
         return
     if not images.is_floating_point():
-        raise ValueError(f"{what} must be uint8 (0..255) or floating point in [0, 1], got {images.dtype}; "
-                         f"convert them with .to(torch.uint8) (values 0..255) or .float() / 255")
+        raise ValueError(
+            f"{what} must be uint8 (0..255) or floating point in [0, 1], got {images.dtype}; "
+            f"convert them with .to(torch.uint8) (values 0..255) or .float() / 255"
+        )
     if len(images) == 0:
         return
-    low, high, finite = torch.stack([images.min().float(), images.max().float(),
-                                     torch.isfinite(images).all().float()]).tolist()
+    low, high, finite = torch.stack(
+        [images.min().float(), images.max().float(), torch.isfinite(images).all().float()]
+    ).tolist()
     if not finite:
         raise ValueError(f"{what} contain NaN or infinite values")
     if low < 0 or high > 1:
@@ -292,8 +359,10 @@ def _diverged(model: ContrastiveModel, step: TrainingStep, id_images: torch.Tens
     tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
     was_training = model.training
     model.eval()
-    with torch.no_grad(), torch.autocast(id_images.device.type, dtype=step.dtype or torch.float32,
-                                         enabled=step.dtype is not None):
+    with (
+        torch.no_grad(),
+        torch.autocast(id_images.device.type, dtype=step.dtype or torch.float32, enabled=step.dtype is not None),
+    ):
         x = augment.to_float(id_images[:DIVERGENCE_PROBE]).contiguous(memory_format=step.memory_format)
         h, z = model(x)
     model.train(was_training)
@@ -303,7 +372,9 @@ def _diverged(model: ContrastiveModel, step: TrainingStep, id_images: torch.Tens
 
 def _what_was_kept(checkpoint: Path | str | None, epoch: int) -> str:
     """For a stopped run's error: the checkpoint that keeps the last finished epoch, or that none was written."""
-    return f"the checkpoint {checkpoint} keeps epoch {epoch}" if checkpoint and epoch > 0 else "no checkpoint was written"
+    return (
+        f"the checkpoint {checkpoint} keeps epoch {epoch}" if checkpoint and epoch > 0 else "no checkpoint was written"
+    )
 
 
 def train(
@@ -341,12 +412,17 @@ def train(
     if oe_images is not None:
         check_images(oe_images, "oe_images (the OE images)")
     if method.external_oe and (oe_images is None or len(oe_images) == 0):
-        raise ValueError(f"method {method.name!r} needs OE images (pass --oe SOURCE)")
+        raise ValueError(
+            f"method {method.name!r} needs OE images: pass oe_images=... (e.g. ood_explain.load_oe("
+            "'photos', like=split.id_train).images; on the command line: --oe SOURCE)"
+        )
     device = id_images.device
     rank, world_size = world()
     if len(id_images) < 2 * world_size:
-        raise ValueError(f"{len(id_images)} ID training image(s): a contrastive batch needs at least 2 per process; "
-                         "pick a class with more training images")
+        raise ValueError(
+            f"{len(id_images)} ID training image(s): a contrastive batch needs at least 2 per process; "
+            "pick a class with more training images"
+        )
     steps = len(id_images) // (config.batch_size * world_size)
     if steps == 0:
         raise ValueError(
@@ -370,8 +446,13 @@ def train(
         step.generator.set_state(state["generator"].cpu())
         history, start_epoch = list(state["history"]), int(state["epoch"])
 
-    bar = tqdm(total=steps * (config.epochs - start_epoch), desc=method.name, disable=not progress or rank != 0,
-               leave=False, unit="step")
+    bar = tqdm(
+        total=steps * (config.epochs - start_epoch),
+        desc=method.name,
+        disable=not progress or rank != 0,
+        leave=False,
+        unit="step",
+    )
     oe_for_batches = oe_images if method.external_oe else None
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
@@ -379,7 +460,8 @@ def train(
         model.train()
         sums = torch.zeros(3, device=device)
         for index, (id_batch, oe_batch) in enumerate(
-                batches(id_images, oe_for_batches, config.batch_size, steps, epoch, config.seed, step.generator)):
+            batches(id_images, oe_for_batches, config.batch_size, steps, epoch, config.seed, step.generator)
+        ):
             sums += step(id_batch, oe_batch, alpha)
             bar.update(1)
             if (index + 1) % config.log_every == 0 or index + 1 == steps:
@@ -405,20 +487,35 @@ def train(
                 f"lower learning rate (--lr, now {config.lr}) and --restart."
             )
         loss_mean, id_mean, oe_mean = (distributed.all_mean(sums) / steps).tolist()  # means over all ranks
-        history.append({
-            "epoch": epoch + 1, "loss": loss_mean, "id_norm": id_mean, "oe_norm": oe_mean, "alpha": alpha,
-            "lr": step.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started,
-        })
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": loss_mean,
+                "id_norm": id_mean,
+                "oe_norm": oe_mean,
+                "alpha": alpha,
+                "lr": step.optimizer.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - started,
+            }
+        )
         scheduler.step()
         if on_epoch_end is not None and rank == 0:
             on_epoch_end(epoch + 1, model, history[-1])
         if checkpoint and rank == 0:
             try:
-                save_checkpoint(checkpoint, {
-                    "model": model.state_dict(), "optimizer": step.optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "generator": step.generator.get_state(),
-                    "epoch": epoch + 1, "history": history, "config": _config_dict(config), "run": identity,
-                })
+                save_checkpoint(
+                    checkpoint,
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": step.optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "generator": step.generator.get_state(),
+                        "epoch": epoch + 1,
+                        "history": history,
+                        "config": _config_dict(config),
+                        "run": identity,
+                    },
+                )
             except BaseException:
                 bar.close()  # so that the error (a full disk) is a line of its own, not the progress bar's tail
                 raise

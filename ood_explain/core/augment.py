@@ -14,9 +14,9 @@ and hue is rotated in YIQ colour space instead of HSV (a linear map, so it stays
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F

@@ -8,14 +8,18 @@ import math
 import os
 import statistics
 import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from . import bench, data, distributed, experiments, methods, models, sweeps
-from .sweeps import RunsFailed
-from .training import PRECISIONS
+from ood_explain.core import data, distributed, methods, models
+from ood_explain.core.training import PRECISIONS
+from ood_explain.experiments import runs as experiments
+from ood_explain.experiments import sweeps
+from ood_explain.experiments.sweeps import RunsFailed
+from ood_explain.tools import bench
 
 # ------------------------------------------------------------------------- argument types (checked while parsing)
 # argparse prefixes each message with "argument --FLAG:" and exits with code 2.
@@ -90,7 +94,7 @@ step_budgets = int_list("step counts", "150,1200", 1)
 
 def seed_list(text: str) -> list[int]:
     """An argparse type: a seed count ("3" -> 0, 1, 2; at least 1) or a comma-separated list of two or more
-    distinct seeds ("0,4,7"); "0", "3," and "1,1" are refused (:func:`ood_explain.sweeps.seed_list`)."""
+    distinct seeds ("0,4,7"); "0", "3," and "1,1" are refused (:func:`ood_explain.experiments.sweeps.seed_list`)."""
     try:
         return sweeps.seed_list(text)
     except ValueError as error:
@@ -98,21 +102,23 @@ def seed_list(text: str) -> list[int]:
 
 
 def architectures(text: str) -> str:
-    """An argparse type: comma-separated architecture names, each one of :data:`ood_explain.models.ARCHITECTURES`
+    """An argparse type: comma-separated architecture names, each one of :data:`ood_explain.core.models.ARCHITECTURES`
     (checked before any benchmarking starts)."""
     names = [name.strip() for name in text.split(",")]
     if not all(names):
-        raise argparse.ArgumentTypeError(f"expected comma-separated architectures such as small-cnn,resnet18-cifar, "
-                                         f"got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated architectures such as small-cnn,resnet18-cifar, got {text!r}"
+        )
     unknown = [name for name in names if name not in models.ARCHITECTURES]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown architecture {', '.join(map(repr, unknown))}; choose from "
-                                         f"{', '.join(models.ARCHITECTURES)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown architecture {', '.join(map(repr, unknown))}; choose from {', '.join(models.ARCHITECTURES)}"
+        )
     return ",".join(names)
 
 
 def oe_source(text: str) -> str:
-    """An argparse type: an OE source that :func:`ood_explain.data.load_oe` knows."""
+    """An argparse type: an OE source that :func:`ood_explain.core.data.load_oe` knows."""
     try:
         return data.check_oe_source(text)
     except ValueError as error:
@@ -131,12 +137,14 @@ def device_name(text: str) -> str:
     if device is None or device.type not in usable:
         raise argparse.ArgumentTypeError(f"unknown device {text!r}; use cpu, cuda, cuda:N or auto")
     if not usable[device.type]:
-        raise argparse.ArgumentTypeError(f"{text!r}: this machine has no usable {device.type.upper()} device; "
-                                         f"use cpu or auto")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: this machine has no usable {device.type.upper()} device; use cpu or auto"
+        )
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         count = torch.cuda.device_count()
-        raise argparse.ArgumentTypeError(f"{text!r}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}; "
-                                         f"use one of them, cpu or auto")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}; use one of them, cpu or auto"
+        )
     return text
 
 
@@ -175,33 +183,56 @@ def _add_run_options(parser: argparse.ArgumentParser, single: bool) -> None:
     parser.add_argument("--dataset", default="digits", help=f"one of {', '.join(data.DATASETS)}")
     parser.add_argument("--protocol", default="one-vs-rest", choices=data.PROTOCOLS)
     if single:
-        parser.add_argument("--normal-class", type=non_negative_int, default=0,
-                            help="class index: the normal class (one-vs-rest) or the held-out class (leave-one-out)")
+        parser.add_argument(
+            "--normal-class",
+            type=non_negative_int,
+            default=0,
+            help="class index: the normal class (one-vs-rest) or the held-out class (leave-one-out)",
+        )
         parser.add_argument("--method", default="oecl", help=f"one of {', '.join(methods.names())}")
     else:
         parser.add_argument("--methods", default="simclr,self-oecl,oecl", help="comma-separated methods")
-        parser.add_argument("--classes", type=class_indices, default=None,
-                            help="comma-separated class indices (default: all)")
-    parser.add_argument("--oe", type=oe_source, default=None,
-                        help="OE source: a dataset name, imagefolder:DIR, photos, or outlier-classes")
+        parser.add_argument(
+            "--classes", type=class_indices, default=None, help="comma-separated class indices (default: all)"
+        )
+    parser.add_argument(
+        "--oe",
+        type=oe_source,
+        default=None,
+        help="OE source: a dataset name, imagefolder:DIR, photos, or outlier-classes",
+    )
     parser.add_argument("--oe-shots", type=positive_int, default=None, help="few-shot OE: keep K images per OE class")
     parser.add_argument("--preset", default="lite", choices=list(experiments.PRESETS))
-    parser.add_argument("--epochs", type=positive_int, default=None,
-                        help="override the preset's epochs (the warm-up keeps its share unless --warmup-epochs)")
-    parser.add_argument("--warmup-epochs", type=non_negative_int, default=None,
-                        help="epochs with alpha = 0 at the start")
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="override the preset's epochs (the warm-up keeps its share unless --warmup-epochs)",
+    )
+    parser.add_argument(
+        "--warmup-epochs", type=non_negative_int, default=None, help="epochs with alpha = 0 at the start"
+    )
     parser.add_argument("--batch-size", type=at_least_two, default=None)
     parser.add_argument("--arch", default=None, choices=models.ARCHITECTURES)
     parser.add_argument("--views", type=non_negative_int, default=None, help="random test-time views per image")
     parser.add_argument("--alpha", type=non_negative_finite_float, default=1.0, help="weight of the OE norm term")
     parser.add_argument("--lr", type=positive_finite_float, default=0.1)
-    parser.add_argument("--weight-decay", type=non_negative_finite_float, default=5e-4,
-                        help="SGD weight decay (L2 penalty on all weights)")
+    parser.add_argument(
+        "--weight-decay",
+        type=non_negative_finite_float,
+        default=5e-4,
+        help="SGD weight decay (L2 penalty on all weights)",
+    )
     parser.add_argument("--seed", type=seed_int, default=0)
-    parser.add_argument("--seeds", type=seed_list, default=None,
-                        help=f"several seeds, each in its own seed-S folder: {sweeps.SEEDS_HELP}")
-    parser.add_argument("--jobs", type=positive_int, default=1,
-                        help="independent runs side by side as single-thread CPU processes")
+    parser.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=None,
+        help=f"several seeds, each in its own seed-S folder: {sweeps.SEEDS_HELP}",
+    )
+    parser.add_argument(
+        "--jobs", type=positive_int, default=1, help="independent runs side by side as single-thread CPU processes"
+    )
     parser.add_argument("--data-root", default=None, help="data folder (default: $OOD_EXPLAIN_DATA or ./data)")
     parser.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
     parser.add_argument("--image-size", type=positive_int, default=None, help="resize images to NxN (ImageFolder data)")
@@ -209,23 +240,74 @@ def _add_run_options(parser: argparse.ArgumentParser, single: bool) -> None:
     parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--out", type=output_folder, required=True, help="run folder (sweep: root folder)")
+    _add_method_params(parser)
+
+
+def _add_method_params(parser: argparse.ArgumentParser) -> None:
+    """One option ``--NAME`` per hyper-parameter a registered method declares (:attr:`Method.params`), unless
+    a built-in option has that name already."""
+    taken = set(parser._option_string_actions)
+    declared: dict[str, list[str]] = {}
+    for name in methods.names():
+        for param in methods.get(name).params:
+            declared.setdefault(param, []).append(name)
+    for param, owners in declared.items():
+        flag = "--" + param.replace("_", "-")
+        if flag in taken:
+            continue
+        defaults = ", ".join(f"{m}: {methods.get(m).params[param]!r}" for m in owners)
+        parser.add_argument(
+            flag,
+            dest=f"method_param_{param}",
+            default=None,
+            help=f"hyper-parameter of {', '.join(owners)} (default {defaults})",
+        )
+
+
+def _method_params(args: argparse.Namespace) -> dict | None:
+    """The method hyper-parameters given on the command line (``--NAME VALUE`` of :func:`_add_method_params`)."""
+    given = {
+        key.removeprefix("method_param_"): value
+        for key, value in vars(args).items()
+        if key.startswith("method_param_") and value is not None
+    }
+    return given or None
 
 
 def _config_from(args: argparse.Namespace, single: bool) -> experiments.RunConfig:
     return experiments.RunConfig(
-        dataset=args.dataset, protocol=args.protocol, normal_class=args.normal_class if single else 0,
-        method=args.method if single else "simclr", oe=args.oe, oe_shots=args.oe_shots, preset=args.preset,
-        epochs=args.epochs, warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, arch=args.arch,
-        views=args.views, alpha=args.alpha, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
+        dataset=args.dataset,
+        protocol=args.protocol,
+        normal_class=args.normal_class if single else 0,
+        method=args.method if single else "simclr",
+        oe=args.oe,
+        oe_shots=args.oe_shots,
+        preset=args.preset,
+        epochs=args.epochs,
+        warmup_epochs=args.warmup_epochs,
+        batch_size=args.batch_size,
+        arch=args.arch,
+        views=args.views,
+        alpha=args.alpha,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
         data_root=args.data_root,
-        download=args.download, image_size=args.image_size, device=args.device, precision=args.precision,
-        compile=args.compile, out=args.out,
+        download=args.download,
+        image_size=args.image_size,
+        device=args.device,
+        precision=args.precision,
+        compile=args.compile,
+        out=args.out,
+        method_params=_method_params(args),
     )
 
 
 def _print_metrics(metrics: dict) -> None:
-    print(f"main score {metrics['score']}: AUROC {metrics['auroc']:.4f}  AUPR-in {metrics['aupr_in']:.4f}  "
-          f"AUPR-out {metrics['aupr_out']:.4f}  FPR@95 {metrics['fpr95']:.4f}")
+    print(
+        f"main score {metrics['score']}: AUROC {metrics['auroc']:.4f}  AUPR-in {metrics['aupr_in']:.4f}  "
+        f"AUPR-out {metrics['aupr_out']:.4f}  FPR@95 {metrics['fpr95']:.4f}"
+    )
     for name, block in metrics["scores"].items():
         print(f"  {name:>13}: AUROC {block['auroc']:.4f}")
 
@@ -258,8 +340,15 @@ def command_run(args: argparse.Namespace) -> None:
 
 def command_sweep(args: argparse.Namespace) -> None:
     with distributed.launched(args.device):
-        sweeps.sweep(_config_from(args, single=False), args.methods.split(","), args.out, args.classes,
-                     seeds=args.seeds or [args.seed], jobs=args.jobs, restart=args.restart)
+        sweeps.sweep(
+            _config_from(args, single=False),
+            args.methods.split(","),
+            args.out,
+            args.classes,
+            seeds=args.seeds or [args.seed],
+            jobs=args.jobs,
+            restart=args.restart,
+        )
     if not distributed.is_main():
         return
     print((Path(args.out) / "results.md").read_text())
@@ -267,36 +356,77 @@ def command_sweep(args: argparse.Namespace) -> None:
 
 
 def command_report(args: argparse.Namespace) -> None:
-    from .viz import write_report
+    from ood_explain.teaching.viz import write_report
 
     path = write_report(args.run_dir)
     print(f"report: {path}")
 
 
-def command_quickstart(args: argparse.Namespace) -> None:
-    from .quickstart import quickstart
+def write_figures(write: Callable[[types.ModuleType], object]) -> None:
+    """Print what `write` (a report writer of :mod:`ood_explain.teaching.viz`) wrote, or, without the
+    notebooks extra, that the tables are written and the figures need it."""
+    try:
+        from ood_explain.teaching import viz
+    except ModuleNotFoundError as missing:
+        print(f"figures not written: {missing}")
+        return
+    print(write(viz))
 
-    quickstart(args.out, classes=args.classes, data_root=args.data_root, preset=args.preset, seeds=args.seeds,
-               jobs=args.jobs, restart=args.restart)
+
+def command_quickstart(args: argparse.Namespace) -> None:
+    from ood_explain.experiments.quickstart import TITLE, quickstart
+
+    out = quickstart(
+        args.out,
+        classes=args.classes,
+        data_root=args.data_root,
+        preset=args.preset,
+        seeds=args.seeds,
+        jobs=args.jobs,
+        restart=args.restart,
+    )
+    write_figures(lambda viz: f"report: {viz.write_comparison_report(out, title=TITLE)}")
 
 
 def command_reproduce(args: argparse.Namespace) -> None:
-    from .reproduce import STUDIES, budget_study, reproduce
+    from ood_explain.experiments.reproduce import STUDIES, budget_root, budget_study, reproduce
 
     if args.name in STUDIES:  # a budget study: its own budgets, classes and preset
-        budget_study(args.name, out=args.out, data_root=args.data_root, seeds=args.seeds or 3, jobs=args.jobs,
-                     steps=args.steps, methods=args.methods.split(",") if args.methods else None,
-                     classes=args.classes, restart=args.restart)
+        root = Path(args.out) if args.out else budget_root(args.name)
+        table = budget_study(
+            args.name,
+            out=root,
+            data_root=args.data_root,
+            seeds=args.seeds or 3,
+            jobs=args.jobs,
+            steps=args.steps,
+            methods=args.methods.split(",") if args.methods else None,
+            classes=args.classes,
+            restart=args.restart,
+        )
+        write_figures(lambda viz: viz.write_budget_report(table, root))
         return
-    reproduce(args.name, preset=args.preset, out=args.out, data_root=args.data_root, oe=args.oe,
-              classes=args.classes,
-              methods=args.methods.split(",") if args.methods else None, device=args.device,
-              jobs_per_gpu=args.jobs_per_gpu, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
-              compile=args.compile, seeds=args.seeds or 1, jobs=args.jobs, restart=args.restart)
+    reproduce(
+        args.name,
+        preset=args.preset,
+        out=args.out,
+        data_root=args.data_root,
+        oe=args.oe,
+        classes=args.classes,
+        methods=args.methods.split(",") if args.methods else None,
+        device=args.device,
+        jobs_per_gpu=args.jobs_per_gpu,
+        epochs=args.epochs,
+        warmup_epochs=args.warmup_epochs,
+        compile=args.compile,
+        seeds=args.seeds or 1,
+        jobs=args.jobs,
+        restart=args.restart,
+    )
 
 
 def command_claims(args: argparse.Namespace) -> None:
-    from .claims import notebook_claims
+    from ood_explain.teaching.claims import notebook_claims
 
     table = notebook_claims(args.seeds, args.out, args.runs, progress=False)
     print((Path(args.out) / "claims.md").read_text())
@@ -304,7 +434,7 @@ def command_claims(args: argparse.Namespace) -> None:
 
 
 def command_check_notebooks(args: argparse.Namespace) -> None:
-    from .notebook_check import check_notebooks, report
+    from ood_explain.teaching.notebook_check import check_notebooks, report
 
     if args.report_only:
         report(args.out)
@@ -317,12 +447,21 @@ def command_bench(args: argparse.Namespace) -> None:
     bench.main(args)
 
 
-RESTART_HELP = ("train from scratch: clear the run folder(s) first, also a finished run made with other settings "
-                "(without it such a folder is refused)")
+RESTART_HELP = (
+    "train from scratch: clear the run folder(s) first, also a finished run made with other settings "
+    "(without it such a folder is refused)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ood-explain", description=__doc__)
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        metavar="MODULE",
+        help="import MODULE first: its methods become choices (also $OOD_EXPLAIN_PLUGINS and the "
+        "ood_explain.methods entry points); it reaches subprocesses too",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="train and evaluate one configuration")
@@ -330,8 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--restart", action="store_true", help=RESTART_HELP)
     run.set_defaults(func=command_run)
 
-    sweep = commands.add_parser("sweep", help="run every class of a protocol (finished runs of the same settings "
-                                              "are skipped)")
+    sweep = commands.add_parser(
+        "sweep", help="run every class of a protocol (finished runs of the same settings are skipped)"
+    )
     _add_run_options(sweep, single=False)
     sweep.add_argument("--restart", action="store_true", help=RESTART_HELP)
     sweep.set_defaults(func=command_sweep)
@@ -341,8 +481,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=command_report)
 
     quick = commands.add_parser("quickstart", help="SimCLR vs self-OECL vs OECL on scikit-learn's digits, offline")
-    quick.add_argument("--out", type=output_folder, default=None,
-                       help="default: runs/quickstart (lite preset), else runs/quickstart-PRESET")
+    quick.add_argument(
+        "--out",
+        type=output_folder,
+        default=None,
+        help="default: runs/quickstart (lite preset), else runs/quickstart-PRESET",
+    )
     quick.add_argument("--classes", type=class_indices, default="0,1,3")
     quick.add_argument("--data-root", default=None)
     quick.add_argument("--preset", default="lite", choices=list(experiments.PRESETS), help="smoke: seconds")
@@ -352,28 +496,49 @@ def build_parser() -> argparse.ArgumentParser:
     quick.set_defaults(func=command_quickstart)
 
     reproduce = commands.add_parser("reproduce", help="run a named paper table end to end (resumable)")
-    reproduce.add_argument("name", help="a table (fashion-mnist-one-vs-rest, cifar10-one-vs-rest, cifar10-leave-one-out, "
-                                        "...) or a study (fashion-mnist-budget)")
+    reproduce.add_argument(
+        "name",
+        help="a table (fashion-mnist-one-vs-rest, cifar10-one-vs-rest, cifar10-leave-one-out, "
+        "...) or a study (fashion-mnist-budget)",
+    )
     reproduce.add_argument("--preset", default="paper", choices=list(experiments.PRESETS))
-    reproduce.add_argument("--out", type=output_folder, default=None,
-                           help="default: runs/reproduce/NAME-PRESET[-N-epochs][-oe-SOURCE when not the table's]")
+    reproduce.add_argument(
+        "--out",
+        type=output_folder,
+        default=None,
+        help="default: runs/reproduce/NAME-PRESET[-N-epochs][-oe-SOURCE when not the table's]",
+    )
     reproduce.add_argument("--oe", type=oe_source, default=None, help="override the table's OE source")
     reproduce.add_argument("--classes", type=class_indices, default=None)
     reproduce.add_argument("--methods", default=None)
     reproduce.add_argument("--data-root", default=None)
     reproduce.add_argument("--device", type=device_name, default="auto")
     reproduce.add_argument("--jobs-per-gpu", type=positive_int, default=1, help="concurrent one-class runs per GPU")
-    reproduce.add_argument("--epochs", type=positive_int, default=None,
-                           help="override the preset's epochs, e.g. for a time-limited GPU (recorded in the table)")
-    reproduce.add_argument("--warmup-epochs", type=non_negative_int, default=None,
-                           help="default: the preset's share of --epochs (paper: 5%%)")
+    reproduce.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="override the preset's epochs, e.g. for a time-limited GPU (recorded in the table)",
+    )
+    reproduce.add_argument(
+        "--warmup-epochs",
+        type=non_negative_int,
+        default=None,
+        help="default: the preset's share of --epochs (paper: 5%%)",
+    )
     reproduce.add_argument("--compile", action="store_true", help="torch.compile each run's model")
-    reproduce.add_argument("--steps", type=step_budgets, default=None,
-                           help="budget studies: comma-separated budgets in optimizer steps (default: the study's)")
-    reproduce.add_argument("--seeds", type=seed_list, default=None,
-                           help=sweeps.SEEDS_HELP + "; default: 1 for tables, 3 for studies")
-    reproduce.add_argument("--jobs", type=positive_int, default=1,
-                           help="runs side by side as single-thread CPU processes")
+    reproduce.add_argument(
+        "--steps",
+        type=step_budgets,
+        default=None,
+        help="budget studies: comma-separated budgets in optimizer steps (default: the study's)",
+    )
+    reproduce.add_argument(
+        "--seeds", type=seed_list, default=None, help=sweeps.SEEDS_HELP + "; default: 1 for tables, 3 for studies"
+    )
+    reproduce.add_argument(
+        "--jobs", type=positive_int, default=1, help="runs side by side as single-thread CPU processes"
+    )
     reproduce.add_argument("--restart", action="store_true", help=RESTART_HELP)
     reproduce.set_defaults(func=command_reproduce)
 
@@ -383,47 +548,71 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("--runs", type=output_folder, default="runs/notebook-claims", help="the run folders")
     claims.set_defaults(func=command_claims)
 
-    check = commands.add_parser("check-notebooks", help="run notebooks 00-05 in lite mode and count how many of the "
-                                                        "ranges and statements their prose quotes held")
-    check.add_argument("--out", type=output_folder, default="runs/notebook-check",
-                       help="executed notebooks, check.md and check.json")
+    check = commands.add_parser(
+        "check-notebooks",
+        help="run notebooks 00-05 in lite mode and count how many of the ranges and statements their prose quotes held",
+    )
+    check.add_argument(
+        "--out", type=output_folder, default="runs/notebook-check", help="executed notebooks, check.md and check.json"
+    )
     check.add_argument("--runs", type=output_folder, default=None, help="the notebooks' runs (default: OUT/runs)")
     check.add_argument("--notebooks", default=None, help="comma-separated prefixes, e.g. 00,03 (default: 00-05)")
     check.add_argument("--timeout", type=positive_int, default=3600, help="seconds per cell")
-    check.add_argument("--report-only", action="store_true",
-                       help="judge the values an earlier check logged in --out against the current claims files")
+    check.add_argument(
+        "--report-only",
+        action="store_true",
+        help="judge the values an earlier check logged in --out against the current claims files",
+    )
     check.set_defaults(func=command_check_notebooks)
 
     bench = commands.add_parser("bench", help="training throughput: our pipeline vs a reference-style one")
     bench.add_argument("--device", type=device_name, default="auto")
-    bench.add_argument("--arch", type=architectures, default="small-cnn,resnet18-cifar",
-                       help=f"comma-separated architectures, of {', '.join(models.ARCHITECTURES)}")
+    bench.add_argument(
+        "--arch",
+        type=architectures,
+        default="small-cnn,resnet18-cifar",
+        help=f"comma-separated architectures, of {', '.join(models.ARCHITECTURES)}",
+    )
     bench.add_argument("--batch-size", type=positive_int, default=64, help="ID images per step (2 views each)")
     bench.add_argument("--steps", type=positive_int, default=10, help="timed steps per pipeline and round")
     bench.add_argument("--warmup", type=non_negative_int, default=2, help="untimed steps before each timed block")
     bench.add_argument("--rounds", type=positive_int, default=2, help="alternating rounds; the best is reported")
-    bench.add_argument("--workers", type=non_negative_int, default=2,
-                       help="DataLoader workers of the reference pipeline")
+    bench.add_argument(
+        "--workers", type=non_negative_int, default=2, help="DataLoader workers of the reference pipeline"
+    )
     bench.add_argument("--images", type=positive_int, default=2048, help="images decoded into memory")
-    bench.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
-                       help="also measure our pipeline under torch.compile (default: on; the first steps compile)")
-    bench.add_argument("--threads", type=positive_int, default=None,
-                       help="torch CPU threads (default: torch's choice)")
-    bench.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                       help="our pipeline's precision (auto: train.autocast_dtype's choice); the reference is fp32")
-    bench.add_argument("--breakdown", action="store_true",
-                       help="also time each training step on a fixed batch (model only, no data pipeline) and "
-                            "split the ratio into model step x input pipeline")
+    bench.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure our pipeline under torch.compile (default: on; the first steps compile)",
+    )
+    bench.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
+    bench.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="our pipeline's precision (auto: train.autocast_dtype's choice); the reference is fp32",
+    )
+    bench.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time each training step on a fixed batch (model only, no data pipeline) and "
+        "split the ratio into model step x input pipeline",
+    )
     bench.add_argument("--augment-only", action="store_true", help="only ours vs kornia vs torchvision augmentation")
-    bench.add_argument("--json", type=output_file, default=None, metavar="OUT",
-                       help="also write every figure to this JSON file")
+    bench.add_argument(
+        "--json", type=output_file, default=None, metavar="OUT", help="also write every figure to this JSON file"
+    )
     bench.add_argument("--data-root", default=None)
     bench.set_defaults(func=command_bench)
 
-    from .gpu_check import command_export_subset  # the data that travels to a GPU machine (issue 19)
+    from ood_explain.tools.gpu_check import command_export_subset  # the data that travels to a GPU machine (issue 19)
 
-    subset = commands.add_parser("export-subset", help="write a class-balanced uint8 .npz subset of a dataset "
-                                                       "(read it with --data-root FILE.npz)")
+    subset = commands.add_parser(
+        "export-subset",
+        help="write a class-balanced uint8 .npz subset of a dataset (read it with --data-root FILE.npz)",
+    )
     subset.add_argument("dataset", choices=[name for name in data.DATASETS if name != "digits"])
     subset.add_argument("--train", type=positive_int, default=10_000, help="training images (default 10,000)")
     subset.add_argument("--test", type=positive_int, default=2_000, help="test images (default 2,000)")
@@ -434,19 +623,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def split_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the modules of every ``--plugin MODULE`` or ``--plugin=MODULE`` in `argv`, the other words): the
+    option may stand anywhere, before or after the command."""
+    found, rest, words = [], [], iter(argv)
+    for word in words:
+        if word == "--plugin":
+            found.append(next(words, ""))
+        elif word.startswith("--plugin="):
+            found.append(word.split("=", 1)[1])
+        else:
+            rest.append(word)
+    return found, rest
+
+
 def main(argv: list[str] | None = None) -> int:
+    plugins, argv = split_plugins(list(sys.argv[1:] if argv is None else argv))
+    try:  # plugins first: their methods and hyper-parameters become choices and options of the parser
+        if "" in plugins:
+            raise ImportError("--plugin needs a module name, e.g. --plugin my_package.methods")
+        methods.use_plugins(plugins)
+    except ImportError as error:
+        print(f"ood-explain: error: {error}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     # User and environment errors (bad values, missing or unreadable files, a full disk, failed runs, a run
     # folder in use): one line. Anything else is a bug and keeps its traceback.
-    except (ValueError, OSError, data.CorruptImageError, FloatingPointError, bench.CompileFailed,
-            RunsFailed, experiments.RunFolderInUse) as error:
+    except (
+        ValueError,
+        OSError,
+        data.CorruptImageError,
+        FloatingPointError,
+        bench.CompileFailed,
+        RunsFailed,
+        experiments.RunFolderInUse,
+    ) as error:
         print(f"ood-explain: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ood-explain: interrupted; rerun the same command to resume from the last checkpoint",
-              file=sys.stderr)
+        print("ood-explain: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
         return 130
     return 0
 

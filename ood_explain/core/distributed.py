@@ -9,7 +9,7 @@ How a step stays equal to a single-process step on the same global batch:
 
 * Data: every process draws the same permutation of the ID images per epoch, seeded by (seed, epoch),
   and takes its own slice of each global batch: step s of rank r uses positions
-  ``(s * world_size + r) * batch_size ...`` (see :func:`ood_explain.training.train`). The union over ranks of
+  ``(s * world_size + r) * batch_size ...`` (see :func:`ood_explain.core.training.train`). The union over ranks of
   step s is exactly the single-process batch of size ``batch_size * world_size``. This is what
   ``DistributedSampler`` with ``set_epoch(epoch)`` does, without a sampler object (the data already sit
   on the device).
@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -45,8 +45,9 @@ from torch import nn
 
 # torch 2.14 marks torch.distributed.nn.functional deprecated; its all_gather/all_reduce are still the
 # public collectives whose backward carries gradients across ranks (what NT-Xent and GlobalBatchNorm need).
-warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.\w+ is deprecated",
-                        category=FutureWarning)
+warnings.filterwarnings(
+    "ignore", message=r"torch\.distributed\.nn\.functional\.\w+ is deprecated", category=FutureWarning
+)
 
 
 def world() -> tuple[int, int]:
@@ -173,6 +174,9 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)
         if self.track_running_stats:
+            # _BatchNorm registers these buffers as tensors when track_running_stats is set
+            assert self.num_batches_tracked is not None
+            assert self.running_mean is not None and self.running_var is not None
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 momentum = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
@@ -192,8 +196,9 @@ def convert_batchnorm(module: nn.Module, device: torch.device | None = None) -> 
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
-        new = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                              module.track_running_stats)
+        new = GlobalBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
         if module.affine:
             new.weight, new.bias = module.weight, module.bias
         if module.track_running_stats:
@@ -217,8 +222,9 @@ def wrap_model(model: nn.Module, device: torch.device, unused: tuple[str, ...] =
     """
     if world()[1] == 1:
         return model
-    device_ids = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else None
+    device_ids = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    )
     ignored = [name for name, _ in model.named_parameters() if set(name.split(".")) & set(unused)]
     if ignored:
         nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, ignored)

@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ood_explain.core.distributed import gather_views
+
 
 def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
     """Promote half/bfloat16 (autocast outputs) to float32; keep float32 and float64 as they are."""
@@ -24,13 +26,16 @@ def _check_rows(loss: str, **parts: torch.Tensor) -> None:
             raise ValueError(f"{loss} got no {part} rows (shape {tuple(x.shape)}); pass at least one {part} sample")
 
 
-def nt_xent(z: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+def nt_xent(z: torch.Tensor, temperature: float = 0.5, gather: bool = False) -> torch.Tensor:
     """SimCLR's normalized-temperature cross-entropy.
 
     Args:
         z: (2N, d) raw projections laid out as [first views of N images; second views of the same N
             images], so row i and row i+N are a positive pair. Rows are L2-normalized here.
         temperature: tau; the paper and its code use 0.5.
+        gather: under several processes (torchrun), compare with the rows of every process
+            (:func:`ood_explain.core.distributed.gather_views`, gradients flow back to this process's rows);
+            without it each process's loss sees its own rows only. One process: no difference.
 
     Returns:
         Scalar: mean over all 2N anchors of -log(exp(s_ip/tau) / sum_{k != i} exp(s_ik/tau)). The
@@ -38,6 +43,8 @@ def nt_xent(z: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     """
     if z.dim() != 2 or z.shape[0] % 2 or z.shape[0] < 2:
         raise ValueError(f"nt_xent expects z of shape (2N, d) with N >= 1, got {tuple(z.shape)}")
+    if gather:
+        z = gather_views(z)
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"nt_xent needs a finite temperature > 0, got {temperature}")
     n = z.shape[0] // 2
@@ -57,7 +64,7 @@ def mean_norm(z: torch.Tensor) -> torch.Tensor:
 
 
 def oecl_loss(
-    z_id: torch.Tensor, z_oe: torch.Tensor, temperature: float = 0.5, alpha: float = 1.0
+    z_id: torch.Tensor, z_oe: torch.Tensor, temperature: float = 0.5, alpha: float = 1.0, gather: bool = False
 ) -> torch.Tensor:
     """OECL: NT-Xent on the ID views plus alpha times the mean raw norm of the OE views.
 
@@ -66,11 +73,12 @@ def oecl_loss(
         z_oe: (M, d) OE projections, un-normalized. They never enter the similarity matrix; their
             gradient is alpha * z/||z|| / M, a radial pull towards the origin.
         alpha: weight of the OE norm term (0 during the warm-up epochs), finite and >= 0.
+        gather: NT-Xent over the ID rows of every process (see :func:`nt_xent`); the OE term is per process.
     """
     if not (math.isfinite(alpha) and alpha >= 0):
         raise ValueError(f"oecl_loss needs a finite alpha >= 0, got {alpha}")
     _check_rows("oecl_loss", OE=z_oe)
-    return nt_xent(z_id, temperature) + alpha * mean_norm(z_oe)
+    return nt_xent(z_id, temperature, gather) + alpha * mean_norm(z_oe)
 
 
 def hsc_distance(z: torch.Tensor) -> torch.Tensor:
@@ -98,6 +106,6 @@ def bce_loss(logit_id: torch.Tensor, logit_oe: torch.Tensor) -> torch.Tensor:
     """
     _check_rows("bce_loss", ID=logit_id, OE=logit_oe)
     logit_id, logit_oe = _at_least_fp32(logit_id), _at_least_fp32(logit_oe)
-    return F.binary_cross_entropy_with_logits(
-        logit_id, torch.ones_like(logit_id)
-    ) + F.binary_cross_entropy_with_logits(logit_oe, torch.zeros_like(logit_oe))
+    return F.binary_cross_entropy_with_logits(logit_id, torch.ones_like(logit_id)) + F.binary_cross_entropy_with_logits(
+        logit_oe, torch.zeros_like(logit_oe)
+    )

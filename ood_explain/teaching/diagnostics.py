@@ -17,11 +17,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import augment
-from .experiments import RunConfig, load_data, resolve, run_experiment
-from .metrics import auroc
-from .models import ContrastiveModel
-from .scores import extract_features
+from ood_explain.core import augment
+from ood_explain.core.metrics import auroc
+from ood_explain.core.models import ContrastiveModel
+from ood_explain.core.scores import extract_features
+from ood_explain.experiments.runs import RunConfig, load_data, resolve, run_experiment
 
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -44,8 +44,11 @@ def mean_norms(model: ContrastiveModel, id_images: torch.Tensor, ood_images: tor
     """Mean ‖z‖ of ID and OOD uint8 images (eval mode: puts `model` in it) and the AUROC of ‖z‖ (ID positive)."""
     id_norms = extract_features(model, id_images).z.norm(dim=1)
     ood_norms = extract_features(model, ood_images).z.norm(dim=1)
-    return {"id": id_norms.mean().item(), "ood": ood_norms.mean().item(),
-            "auroc": auroc(id_norms.numpy(), ood_norms.numpy())}
+    return {
+        "id": id_norms.mean().item(),
+        "ood": ood_norms.mean().item(),
+        "auroc": auroc(id_norms.numpy(), ood_norms.numpy()),
+    }
 
 
 def batchnorm_trace(config: RunConfig, epochs: list[int], views_per_image: int = 8) -> pd.DataFrame:
@@ -68,9 +71,14 @@ def batchnorm_trace(config: RunConfig, epochs: list[int], views_per_image: int =
         if epoch in epochs:
             running = mean_norms(copy.deepcopy(model), id_test, ood_test)
             recomputed = mean_norms(recompute_batchnorm(model, views), id_test, ood_test)
-            rows.append({"epoch": epoch, "train_view_norm": row["id_norm"],
-                         **{f"running_{k}": v for k, v in running.items()},
-                         **{f"recomputed_{k}": v for k, v in recomputed.items()}})
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "train_view_norm": row["id_norm"],
+                    **{f"running_{k}": v for k, v in running.items()},
+                    **{f"recomputed_{k}": v for k, v in recomputed.items()},
+                }
+            )
 
     run_experiment(config, resume=False, progress=False, on_epoch_end=score)  # every epoch, in one go
     trace = pd.DataFrame(rows)

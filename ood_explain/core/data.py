@@ -36,6 +36,8 @@ GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P;L")
 NORMALIZATION = {
     "cifar10": ((125.3 / 255, 123.0 / 255, 113.9 / 255), (63.0 / 255, 62.1 / 255, 66.7 / 255)),
 }
+CIFAR10_MEAN, CIFAR10_STD = NORMALIZATION["cifar10"]
+# the statistics to pass to ContrastiveModel for CIFAR-10
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -173,8 +175,9 @@ def _image_files(folder: Path) -> list[Path]:
 def class_folders(root: Path) -> list[Path]:
     """The class folders of an ImageFolder tree, sorted: sub-folders that are not hidden (such as
     ``.ipynb_checkpoints``) and hold at least one image file."""
-    return sorted(p for p in root.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and any(map(_is_image_file, p.iterdir())))
+    return sorted(
+        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and any(map(_is_image_file, p.iterdir()))
+    )
 
 
 def split_classes(tree: Path) -> list[str] | None:
@@ -220,7 +223,7 @@ def _to_array(image: Image.Image, mode: str, size: int | None) -> np.ndarray:
     if size is not None and image.size != (size, size):
         scale = size / min(image.size)
         new_w, new_h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
-        image = image.resize((new_w, new_h), Image.BILINEAR)
+        image = image.resize((new_w, new_h), Image.Resampling.BILINEAR)
         left, top = (new_w - size) // 2, (new_h - size) // 2
         image = image.crop((left, top, left + size, top + size))
     array = np.asarray(image, dtype=np.uint8)
@@ -255,10 +258,17 @@ def _read_cache(cache_file: Path, count: int) -> tuple[torch.Tensor, torch.Tenso
     except (OSError, EOFError, RuntimeError, pickle.UnpicklingError):
         return None
     images, labels = (cached.get("images"), cached.get("labels")) if isinstance(cached, dict) else (None, None)
-    valid = (isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.dim() == 4
-             and len(images) == count and isinstance(labels, torch.Tensor) and labels.dtype == torch.int64
-             and labels.shape == (count,))
-    return (images, labels) if valid else None
+    if (
+        isinstance(images, torch.Tensor)
+        and images.dtype == torch.uint8
+        and images.dim() == 4
+        and len(images) == count
+        and isinstance(labels, torch.Tensor)
+        and labels.dtype == torch.int64
+        and labels.shape == (count,)
+    ):
+        return images, labels
+    return None
 
 
 def load_image_folder(
@@ -335,8 +345,11 @@ def _write_cache(cache_file: Path, images: torch.Tensor, labels: torch.Tensor) -
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        warnings.warn(f"could not cache the decoded images in {cache_file} ({reason}); they are decoded again "
-                      "next time (set OOD_EXPLAIN_CACHE to a folder with space)", stacklevel=3)
+        warnings.warn(
+            f"could not cache the decoded images in {cache_file} ({reason}); they are decoded again "
+            "next time (set OOD_EXPLAIN_CACHE to a folder with space)",
+            stacklevel=3,
+        )
 
 
 # ------------------------------------------------------------------------------------- named datasets
@@ -398,18 +411,25 @@ def load_subset_file(path: Path, name: str, split: str) -> ImageSet:
                 images, labels = archive[f"{split}_images"], archive[f"{split}_labels"]
                 classes, label = [str(c) for c in archive["classes"]], str(archive["name"])
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:  # not a zip, truncated, pickled objects
-        raise ValueError(f"cannot read the subset file {path} ({type(error).__name__}: {error}); write it again "
-                         f"with ood-explain export-subset") from None
+        raise ValueError(
+            f"cannot read the subset file {path} ({type(error).__name__}: {error}); write it again "
+            f"with ood-explain export-subset"
+        ) from None
     if missing:
         raise ValueError(f"{path} is not a subset file of ood-explain export-subset (it lacks {', '.join(missing)})")
     if recorded != name:
-        raise ValueError(f"the subset file {path} holds {recorded!r} images, not {name!r}: use --dataset {recorded}, "
-                         f"or another --data-root for {name!r}")
+        raise ValueError(
+            f"the subset file {path} holds {recorded!r} images, not {name!r}: use --dataset {recorded}, "
+            f"or another --data-root for {name!r}"
+        )
     if images.dtype != np.uint8 or images.ndim != 4 or labels.shape != (len(images),):
-        raise ValueError(f"{path}: {split}_images must be uint8 (N, C, H, W) with one label each, got {images.dtype} "
-                         f"{images.shape} and {labels.shape[0] if labels.ndim else 0} labels")
-    return ImageSet(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)), classes, label,
-                    {"path": str(path)})
+        raise ValueError(
+            f"{path}: {split}_images must be uint8 (N, C, H, W) with one label each, got {images.dtype} "
+            f"{images.shape} and {labels.shape[0] if labels.ndim else 0} labels"
+        )
+    return ImageSet(
+        torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)), classes, label, {"path": str(path)}
+    )
 
 
 def load_dataset(
@@ -437,11 +457,13 @@ def load_dataset(
         subset = load_subset_file(data_root, name, split)
         return subset if image_size is None else match_format(subset, subset.channels, image_size)
     if name == "imagefolder":
-        return load_image_folder(data_root / split, image_size, split_classes(data_root),
-                                 name=f"ImageFolder {data_root.name}")
+        return load_image_folder(
+            data_root / split, image_size, split_classes(data_root), name=f"ImageFolder {data_root.name}"
+        )
     if name == "cifar10" and (data_root / "cifar10" / split).is_dir():
-        jpeg = load_image_folder(data_root / "cifar10" / split, image_size, split_classes(data_root / "cifar10"),
-                                 name="CIFAR-10 (JPEG copy)")
+        jpeg = load_image_folder(
+            data_root / "cifar10" / split, image_size, split_classes(data_root / "cifar10"), name="CIFAR-10 (JPEG copy)"
+        )
         jpeg.notes["source"] = "JPEG re-encoded copy; values differ slightly from the torchvision download"
         return jpeg
     tv = torchvision.datasets
@@ -474,11 +496,15 @@ def load_dataset(
             name,
             data_root / expected,
             "run with --download on a machine with internet"
-            + (", or `apt-get install dataset-fashion-mnist` and gunzip its files into FashionMNIST/raw/"
-               if name == "fashion-mnist" else ""),
+            + (
+                ", or `apt-get install dataset-fashion-mnist` and gunzip its files into FashionMNIST/raw/"
+                if name == "fashion-mnist"
+                else ""
+            ),
         ) from error
-    imageset = _from_torchvision(dataset, list(dataset.classes) if hasattr(dataset, "classes") else
-                                 [str(i) for i in range(10)], label)
+    imageset = _from_torchvision(
+        dataset, list(dataset.classes) if hasattr(dataset, "classes") else [str(i) for i in range(10)], label
+    )
     if name == "mnist" and len(imageset) not in (60000, 10000):
         imageset.name = f"MNIST ({len(imageset)}-image copy)"
     return imageset if image_size is None else match_format(imageset, imageset.channels, image_size)
@@ -573,7 +599,9 @@ def sample_photo_crops(count: int, size: int, channels: int, seed: int = 0) -> I
         left = int(rng.integers(0, photo.shape[2] - side + 1))
         crops.append(resize_square(photo[None, :, top : top + side, left : left + side], size))
     images = convert_channels(torch.cat(crops), channels)
-    return ImageSet(images, torch.zeros(count, dtype=torch.int64), ["photo"], "scikit-learn sample photos (random crops)")
+    return ImageSet(
+        images, torch.zeros(count, dtype=torch.int64), ["photo"], "scikit-learn sample photos (random crops)"
+    )
 
 
 def few_shot(imageset: ImageSet, shots: int, seed: int = 0) -> ImageSet:

@@ -16,7 +16,7 @@ gradient without its 1/‖z‖, ...), the line says which mistake it looks like 
 the result carries a :class:`Mistake` with a stable ``id`` (``result.mistake_id``, e.g.
 ``"similarity_matrix.not-normalised"``; every id is in :data:`MISTAKES`). Every result of this
 process is also appended to :data:`results`, so a grader that runs a student's notebook can read
-``ood_explain.exercises.results`` in its kernel afterwards and count the mistakes.
+``ood_explain.teaching.exercises.results`` in its kernel afterwards and count the mistakes.
 
 **Stale definitions (IPython only).** A student who edits the cell defining ``similarity_matrix``
 but runs only the check cell is checking the old function. The kernel never sees an edit that was
@@ -44,12 +44,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FunctionType, TracebackType
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import augment, losses, metrics
+from ood_explain.core import augment, losses, metrics
 
 PASS, FAIL = "✅ correct", "❌ not yet"
 
@@ -103,7 +104,11 @@ class CheckResult:
             return self.passed is other
         if isinstance(other, CheckResult):
             return (self.check, self.passed, self.text, self.mistake) == (
-                other.check, other.passed, other.text, other.mistake)
+                other.check,
+                other.passed,
+                other.text,
+                other.mistake,
+            )
         return NotImplemented
 
     def __hash__(self) -> int:
@@ -119,23 +124,40 @@ results: list[CheckResult] = []
 
 
 # Generic outcomes, any check.
-TODO_OPEN = _mistake("todo-open", "*", "the TODO is still open (NotImplementedError): replace `raise "
-                     "NotImplementedError` with your code, run the cell that defines `{name}`, then run "
-                     "this check again.")
-RETURNED_NONE = _mistake("returned-none", "*", "your function returned None: the TODO is still open, or "
-                         "a `return` is missing in `{name}` (fix it and run its cell, then this check).")
+TODO_OPEN = _mistake(
+    "todo-open",
+    "*",
+    "the TODO is still open (NotImplementedError): replace `raise "
+    "NotImplementedError` with your code, run the cell that defines `{name}`, then run "
+    "this check again.",
+)
+RETURNED_NONE = _mistake(
+    "returned-none",
+    "*",
+    "your function returned None: the TODO is still open, or "
+    "a `return` is missing in `{name}` (fix it and run its cell, then this check).",
+)
 NOT_A_FUNCTION = _mistake("not-a-function", "*", "expected a function, got {name}")
 RAISED = _mistake("raised-error", "*", "your code raised {name}")
 NOT_BOOLEAN_MASK = _mistake(
-    "mask-not-boolean", "*", "your code raised {name}. PyTorch wants a boolean mask there, not 0/1 "
+    "mask-not-boolean",
+    "*",
+    "your code raised {name}. PyTorch wants a boolean mask there, not 0/1 "
     "numbers: make it with dtype=torch.bool (e.g. torch.eye(M, dtype=torch.bool)) or compare "
-    "(labels != c), instead of torch.eye(M) or .int()/.float().")
-EDITED_NOT_RUN = _mistake("stale-definition", "*", "you edited `{name}` but did not run its cell: run "
-                          "the cell that defines it, then this one.")
+    "(labels != c), instead of torch.eye(M) or .int()/.float().",
+)
+EDITED_NOT_RUN = _mistake(
+    "stale-definition",
+    "*",
+    "you edited `{name}` but did not run its cell: run the cell that defines it, then this one.",
+)
 FAILED_REDEFINITION = _mistake(
-    "stale-definition-error", "*", "the cell you last ran to define `{name}` ([{cell}]) stopped with an "
+    "stale-definition-error",
+    "*",
+    "the cell you last ran to define `{name}` ([{cell}]) stopped with an "
     "error before its `def`, so this check sees your previous `{name}`: fix that cell and run it, then "
-    "this one.")
+    "this one.",
+)
 
 
 class _NotYet(Exception):
@@ -144,7 +166,8 @@ class _NotYet(Exception):
 
     def __init__(self, text: str | Mistake, mistake: Mistake | None = None):
         if isinstance(text, Mistake):
-            text, mistake = text.message, text
+            mistake = text
+            text = text.message
         super().__init__(text)
         self.mistake = mistake
 
@@ -220,8 +243,13 @@ def _matches(got: torch.Tensor, value: torch.Tensor, tol: float) -> bool:
     return math.isfinite(error) and error <= tol
 
 
-def _close(got: torch.Tensor, expected: torch.Tensor, what: str, tol: float = 1e-5,
-           mistakes: Iterable[tuple[Mistake, Callable[[], torch.Tensor]]] = ()) -> None:
+def _close(
+    got: torch.Tensor,
+    expected: torch.Tensor,
+    what: str,
+    tol: float = 1e-5,
+    mistakes: Iterable[tuple[Mistake, Callable[[], torch.Tensor]]] = (),
+) -> None:
     """Stop unless `got` equals `expected`; name the first mistake whose wrong variant `got` equals."""
     if tuple(got.shape) == tuple(expected.shape):
         error = (got - expected.double()).abs().max().item() if got.numel() else 0.0
@@ -233,8 +261,7 @@ def _close(got: torch.Tensor, expected: torch.Tensor, what: str, tol: float = 1e
     raise _NotYet(f"{what} is off by up to {error:.3g} (tolerance {tol:g})")
 
 
-def _recognise(matches: Callable[[torch.Tensor], bool],
-               mistakes: Iterable[tuple[Mistake, Callable[[], object]]]) -> None:
+def _recognise(matches: Callable[[Any], bool], mistakes: Iterable[tuple[Mistake, Callable[[], object]]]) -> None:
     """Raise the first mistake whose wrong variant (computed lazily) `matches` the answer."""
     for mistake, variant in mistakes:
         try:
@@ -258,20 +285,28 @@ def _random_z(n: int, d: int, seed: int, scale: float = 1.0) -> torch.Tensor:
 # --------------------------------------------------------------------------- 01: NT-Xent and cosines
 
 SIM_NOT_NORMALISED = _mistake(
-    "similarity_matrix.not-normalised", "similarity_matrix",
+    "similarity_matrix.not-normalised",
+    "similarity_matrix",
     "it looks like you forgot to normalise: you returned z zᵀ. Use ẑ = z/‖z‖ first "
-    "(F.normalize(z, dim=1)), then return ẑ ẑᵀ.")
+    "(F.normalize(z, dim=1)), then return ẑ ẑᵀ.",
+)
 SIM_NO_KEEPDIM = _mistake(
-    "similarity_matrix.norm-without-keepdim", "similarity_matrix",
+    "similarity_matrix.norm-without-keepdim",
+    "similarity_matrix",
     "you divided by z.norm(dim=1) without keepdim=True: the M norms were spread along the columns, so "
-    "column j was divided by the norm of row j. Use z / z.norm(dim=1, keepdim=True).")
+    "column j was divided by the norm of row j. Use z / z.norm(dim=1, keepdim=True).",
+)
 SIM_COLUMNS = _mistake(
-    "similarity_matrix.normalised-columns", "similarity_matrix",
-    "you normalised the columns (dim=0): each row z_i is one feature vector, so normalise along dim=1.")
+    "similarity_matrix.normalised-columns",
+    "similarity_matrix",
+    "you normalised the columns (dim=0): each row z_i is one feature vector, so normalise along dim=1.",
+)
 SIM_WHOLE_BATCH = _mistake(
-    "similarity_matrix.norm-of-whole-batch", "similarity_matrix",
+    "similarity_matrix.norm-of-whole-batch",
+    "similarity_matrix",
     "you divided by the norm of the whole batch (z.norm() without dim): every row needs its own "
-    "length, z.norm(dim=1, keepdim=True).")
+    "length, z.norm(dim=1, keepdim=True).",
+)
 
 
 def check_similarity_matrix(student_fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResult:
@@ -287,53 +322,78 @@ def check_similarity_matrix(student_fn: Callable[[torch.Tensor], torch.Tensor]) 
             def gram(x: torch.Tensor) -> torch.Tensor:
                 return x @ x.T
 
-            _close(got, gram(z_hat), f"the similarity matrix for z of shape {tuple(z.shape)}", mistakes=[
-                (SIM_NOT_NORMALISED, lambda: gram(z)),
-                (SIM_NO_KEEPDIM, lambda: gram(z / z.norm(dim=1))),
-                (SIM_COLUMNS, lambda: gram(F.normalize(z, dim=0))),
-                (SIM_WHOLE_BATCH, lambda: gram(z / z.norm())),
-            ])
+            _close(
+                got,
+                gram(z_hat),
+                f"the similarity matrix for z of shape {tuple(z.shape)}",
+                mistakes=[
+                    (SIM_NOT_NORMALISED, lambda: gram(z)),
+                    (SIM_NO_KEEPDIM, lambda: gram(z / z.norm(dim=1))),
+                    (SIM_COLUMNS, lambda: gram(F.normalize(z, dim=0))),
+                    (SIM_WHOLE_BATCH, lambda: gram(z / z.norm())),
+                ],
+            )
         return "The diagonal is 1 and the matrix ignores the length of every z."
 
     return _report("similarity_matrix", student_fn, run)
 
 
 NTX_NOT_NORMALISED = _mistake(
-    "nt_xent.not-normalised", "nt_xent",
+    "nt_xent.not-normalised",
+    "nt_xent",
     "it looks like you forgot to normalise: the similarities must be cosines ẑᵢ·ẑⱼ of ẑ = z/‖z‖ (your "
-    "similarity_matrix from Task 1), not raw dot products zᵢ·zⱼ.")
+    "similarity_matrix from Task 1), not raw dot products zᵢ·zⱼ.",
+)
 NTX_NO_MASK = _mistake(
-    "nt_xent.no-diagonal-mask", "nt_xent",
+    "nt_xent.no-diagonal-mask",
+    "nt_xent",
     "you did not mask the diagonal: s_ii/τ (each anchor with itself) is in your denominator, but the "
     "sum runs over k ≠ i. Set the diagonal of the logits to -inf: "
-    "logits.masked_fill(torch.eye(2N, dtype=torch.bool), float('-inf')).")
+    "logits.masked_fill(torch.eye(2N, dtype=torch.bool), float('-inf')).",
+)
 NTX_ZERO_DIAGONAL = _mistake(
-    "nt_xent.diagonal-zero", "nt_xent",
+    "nt_xent.diagonal-zero",
+    "nt_xent",
     "you set the diagonal of the logits to 0, but exp(0) = 1 still counts in the denominator: set it to "
-    "-inf so that k = i drops out.")
+    "-inf so that k = i drops out.",
+)
 NTX_NO_TEMPERATURE = _mistake(
-    "nt_xent.no-temperature", "nt_xent",
-    "it looks like you left out the temperature: the logits are the similarities divided by τ, s_ij / τ.")
+    "nt_xent.no-temperature",
+    "nt_xent",
+    "it looks like you left out the temperature: the logits are the similarities divided by τ, s_ij / τ.",
+)
 NTX_TIMES_TEMPERATURE = _mistake(
-    "nt_xent.times-temperature", "nt_xent",
-    "you multiplied the similarities by the temperature: divide them, s_ij / τ.")
+    "nt_xent.times-temperature", "nt_xent", "you multiplied the similarities by the temperature: divide them, s_ij / τ."
+)
 NTX_SUM = _mistake(
-    "nt_xent.sum-not-mean", "nt_xent",
-    "it looks like a sum: take the mean over the 2N anchors (F.cross_entropy averages by default).")
+    "nt_xent.sum-not-mean",
+    "nt_xent",
+    "it looks like a sum: take the mean over the 2N anchors (F.cross_entropy averages by default).",
+)
 NTX_HALF = _mistake(
-    "nt_xent.first-views-only", "nt_xent",
+    "nt_xent.first-views-only",
+    "nt_xent",
     "you averaged over the first N anchors only: every one of the 2N rows is an anchor, and row i+N's "
-    "positive is row i.")
+    "positive is row i.",
+)
 NTX_NAN = _mistake(
-    "nt_xent.nan", "nt_xent",
+    "nt_xent.nan",
+    "nt_xent",
     "your loss is nan. Usual causes: torch.eye(2N) * float('inf') (0 × inf is nan off the diagonal), or "
     "an integer 0/1 mask used as an index (logits[torch.eye(2N).long()] selects whole rows 0 and 1, not "
-    "the diagonal). Use a boolean mask: logits.masked_fill(torch.eye(2N, dtype=torch.bool), float('-inf')).")
+    "the diagonal). Use a boolean mask: logits.masked_fill(torch.eye(2N, dtype=torch.bool), float('-inf')).",
+)
 
 
-def _nt_xent_variant(z: torch.Tensor, temperature: float, *, normalise: bool = True,
-                     diagonal: float | None = float("-inf"), first_half: bool = False,
-                     total: bool = False) -> torch.Tensor:
+def _nt_xent_variant(
+    z: torch.Tensor,
+    temperature: float,
+    *,
+    normalise: bool = True,
+    diagonal: float | None = float("-inf"),
+    first_half: bool = False,
+    total: bool = False,
+) -> torch.Tensor:
     """NT-Xent (the defaults) and its typical wrong variants, in float64."""
     n = z.shape[0] // 2
     features = F.normalize(z, dim=1) if normalise else z
@@ -348,7 +408,7 @@ def _nt_xent_variant(z: torch.Tensor, temperature: float, *, normalise: bool = T
 
 def check_nt_xent(student_fn: Callable[[torch.Tensor, float], torch.Tensor]) -> CheckResult:
     """`student_fn(z, temperature)`: (2N, d) with rows i and i+N positive pairs -> scalar NT-Xent,
-    compared with :func:`ood_explain.losses.nt_xent`."""
+    compared with :func:`ood_explain.core.losses.nt_xent`."""
 
     def run() -> str:
         cases = [(2, 4, 0.5, 1.0), (8, 16, 0.5, 3.0), (8, 16, 0.1, 1.0), (5, 128, 1.0, 0.2)]
@@ -361,22 +421,26 @@ def check_nt_xent(student_fn: Callable[[torch.Tensor, float], torch.Tensor]) -> 
             if not abs(got.item() - expected.item()) <= 1e-4:  # `not <=`: a nan fails
                 if math.isnan(got.item()):
                     raise _NotYet(NTX_NAN)
-                _recognise(lambda value: _same_number(got.item(), value), [
-                    (NTX_NOT_NORMALISED, lambda: _nt_xent_variant(z, tau, normalise=False)),
-                    (NTX_NO_MASK, lambda: _nt_xent_variant(z, tau, diagonal=None)),
-                    (NTX_ZERO_DIAGONAL, lambda: _nt_xent_variant(z, tau, diagonal=0.0)),
-                    (NTX_NO_TEMPERATURE, lambda: _nt_xent_variant(z, 1.0)),
-                    (NTX_TIMES_TEMPERATURE, lambda: _nt_xent_variant(z, 1.0 / tau)),
-                    (NTX_SUM, lambda: _nt_xent_variant(z, tau, total=True)),
-                    (NTX_HALF, lambda: _nt_xent_variant(z, tau, first_half=True)),
-                ])
+                _recognise(
+                    lambda value: _same_number(got.item(), value),
+                    [
+                        (NTX_NOT_NORMALISED, lambda: _nt_xent_variant(z, tau, normalise=False)),
+                        (NTX_NO_MASK, lambda: _nt_xent_variant(z, tau, diagonal=None)),
+                        (NTX_ZERO_DIAGONAL, lambda: _nt_xent_variant(z, tau, diagonal=0.0)),
+                        (NTX_NO_TEMPERATURE, lambda: _nt_xent_variant(z, 1.0)),
+                        (NTX_TIMES_TEMPERATURE, lambda: _nt_xent_variant(z, 1.0 / tau)),
+                        (NTX_SUM, lambda: _nt_xent_variant(z, tau, total=True)),
+                        (NTX_HALF, lambda: _nt_xent_variant(z, tau, first_half=True)),
+                    ],
+                )
                 raise _NotYet(f"for N={n}, d={d}, tau={tau} expected {expected.item():.5f}, got {got.item():.5f}")
         z = _random_z(4, 8, 99)
         scaled = _tensor(_call(student_fn, z * torch.linspace(0.1, 10, 8, dtype=z.dtype)[:, None], 0.5), "the loss")
         if not abs(scaled.item() - losses.nt_xent(z, 0.5).item()) <= 1e-4:
-            raise _NotYet("rescaling the rows of z changed your loss: normalize z before the similarities",
-                          NTX_NOT_NORMALISED)
-        return "It matches ood_explain.losses.nt_xent, and rescaling z does not change it."
+            raise _NotYet(
+                "rescaling the rows of z changed your loss: normalize z before the similarities", NTX_NOT_NORMALISED
+            )
+        return "It matches ood_explain.core.losses.nt_xent, and rescaling z does not change it."
 
     return _report("nt_xent", student_fn, run)
 
@@ -384,18 +448,25 @@ def check_nt_xent(student_fn: Callable[[torch.Tensor, float], torch.Tensor]) -> 
 # ------------------------------------------------------------------- 02: why the norm grows in training
 
 TAN_NO_INVERSE_NORM = _mistake(
-    "tangent_gradient.missing-inverse-norm", "tangent_gradient",
-    "you forgot the 1/‖z‖: your projection (I − ẑẑᵀ) g is right, now divide it by ‖z‖ "
-    "(z.norm(dim=1, keepdim=True)).")
+    "tangent_gradient.missing-inverse-norm",
+    "tangent_gradient",
+    "you forgot the 1/‖z‖: your projection (I − ẑẑᵀ) g is right, now divide it by ‖z‖ (z.norm(dim=1, keepdim=True)).",
+)
 TAN_TIMES_NORM = _mistake(
-    "tangent_gradient.times-norm", "tangent_gradient",
-    "you multiplied by ‖z‖: the chain rule through ẑ = z/‖z‖ gives a factor 1/‖z‖, so divide.")
+    "tangent_gradient.times-norm",
+    "tangent_gradient",
+    "you multiplied by ‖z‖: the chain rule through ẑ = z/‖z‖ gives a factor 1/‖z‖, so divide.",
+)
 TAN_NOT_PROJECTED = _mistake(
-    "tangent_gradient.not-projected", "tangent_gradient",
-    "you divided g by ‖z‖ but did not remove its component along ẑ: compute (g − (ẑ·g) ẑ) / ‖z‖.")
+    "tangent_gradient.not-projected",
+    "tangent_gradient",
+    "you divided g by ‖z‖ but did not remove its component along ẑ: compute (g − (ẑ·g) ẑ) / ‖z‖.",
+)
 TAN_RAW_Z = _mistake(
-    "tangent_gradient.projected-on-raw-z", "tangent_gradient",
-    "you projected with the raw z, (I − z zᵀ) g: the projection uses the unit vector ẑ = z/‖z‖.")
+    "tangent_gradient.projected-on-raw-z",
+    "tangent_gradient",
+    "you projected with the raw z, (I − z zᵀ) g: the projection uses the unit vector ẑ = z/‖z‖.",
+)
 
 
 def check_tangent_gradient(student_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> CheckResult:
@@ -409,29 +480,40 @@ def check_tangent_gradient(student_fn: Callable[[torch.Tensor, torch.Tensor], to
             g = torch.randn(m, d, generator=generator, dtype=torch.float64)
             leaf = z.clone().requires_grad_(True)
             (F.normalize(leaf, dim=1) * g).sum().backward()
+            assert leaf.grad is not None  # set by backward(): leaf requires grad and is used in the loss
             got = _tensor(_call(student_fn, z.clone(), g.clone()), "the gradient")
             norm = z.norm(dim=1, keepdim=True)
             z_hat = z / norm
             projected = g - (g * z_hat).sum(1, keepdim=True) * z_hat
-            _close(got, leaf.grad, f"the gradient for z of shape {tuple(z.shape)}", 1e-6, mistakes=[
-                (TAN_NO_INVERSE_NORM, lambda: projected),
-                (TAN_TIMES_NORM, lambda: projected * norm),
-                (TAN_NOT_PROJECTED, lambda: g / norm),
-                (TAN_RAW_Z, lambda: (g - (g * z).sum(1, keepdim=True) * z) / norm),
-                (TAN_RAW_Z, lambda: g - (g * z).sum(1, keepdim=True) * z),
-            ])
+            _close(
+                got,
+                leaf.grad,
+                f"the gradient for z of shape {tuple(z.shape)}",
+                1e-6,
+                mistakes=[
+                    (TAN_NO_INVERSE_NORM, lambda: projected),
+                    (TAN_TIMES_NORM, lambda: projected * norm),
+                    (TAN_NOT_PROJECTED, lambda: g / norm),
+                    (TAN_RAW_Z, lambda: (g - (g * z).sum(1, keepdim=True) * z) / norm),
+                    (TAN_RAW_Z, lambda: g - (g * z).sum(1, keepdim=True) * z),
+                ],
+            )
         return "The gradient is orthogonal to z (z·grad = 0) and shrinks like 1/‖z‖."
 
     return _report("tangent_gradient", student_fn, run)
 
 
 STEP_LENGTHS_ADDED = _mistake(
-    "norm_after_step.lengths-added", "norm_after_step",
+    "norm_after_step.lengths-added",
+    "norm_after_step",
     "you added or subtracted the lengths, but g ⟂ z: they combine like the sides of a right triangle, "
-    "‖z − lr·g‖² = ‖z‖² + (lr·‖g‖)² (Pythagoras).")
+    "‖z − lr·g‖² = ‖z‖² + (lr·‖g‖)² (Pythagoras).",
+)
 STEP_NO_ROOT = _mistake(
-    "norm_after_step.squared", "norm_after_step",
-    "you returned the squared norm ‖z‖² + (lr·‖g‖)²: take its square root.")
+    "norm_after_step.squared",
+    "norm_after_step",
+    "you returned the squared norm ‖z‖² + (lr·‖g‖)²: take its square root.",
+)
 
 
 def check_norm_after_step(student_fn: Callable[[float, float, float], float]) -> CheckResult:
@@ -446,14 +528,19 @@ def check_norm_after_step(student_fn: Callable[[float, float, float], float]) ->
                 raise _NotYet(f"expected a number, got {type(got).__name__}") from None
             expected = math.sqrt(norm**2 + (lr * grad_norm) ** 2)
             if not abs(got - expected) <= 1e-6 * max(1.0, expected):  # a nan fails
-                _recognise(lambda value: _same_number(got, value, 1e-6), [
-                    (STEP_LENGTHS_ADDED, lambda: norm - lr * grad_norm),
-                    (STEP_LENGTHS_ADDED, lambda: norm + lr * grad_norm),
-                    (STEP_LENGTHS_ADDED, lambda: abs(norm - lr * grad_norm)),
-                    (STEP_NO_ROOT, lambda: norm**2 + (lr * grad_norm) ** 2),
-                ])
-                raise _NotYet(f"for ‖z‖={norm}, lr={lr}, ‖g‖={grad_norm} expected {expected:.6f}, got {got:.6f} "
-                              "(Pythagoras: g ⟂ z)")
+                _recognise(
+                    lambda value: _same_number(got, value, 1e-6),
+                    [
+                        (STEP_LENGTHS_ADDED, lambda: norm - lr * grad_norm),
+                        (STEP_LENGTHS_ADDED, lambda: norm + lr * grad_norm),
+                        (STEP_LENGTHS_ADDED, lambda: abs(norm - lr * grad_norm)),
+                        (STEP_NO_ROOT, lambda: norm**2 + (lr * grad_norm) ** 2),
+                    ],
+                )
+                raise _NotYet(
+                    f"for ‖z‖={norm}, lr={lr}, ‖g‖={grad_norm} expected {expected:.6f}, got {got:.6f} "
+                    "(Pythagoras: g ⟂ z)"
+                )
         return "An orthogonal step never shrinks ‖z‖: ‖z′‖² = ‖z‖² + lr²‖g‖²."
 
     return _report("norm_after_step", student_fn, run)
@@ -462,30 +549,41 @@ def check_norm_after_step(student_fn: Callable[[float, float, float], float]) ->
 # ------------------------------------------------------------------------------ 03: OECL loss and AUROC
 
 OECL_SUM = _mistake(
-    "oecl_loss.sum-not-mean", "oecl_loss",
-    "you summed the norms of the OE rows: OECL takes their mean, α · (1/M) Σ_j ‖z_j‖ "
-    "(z_oe.norm(dim=1).mean()).")
+    "oecl_loss.sum-not-mean",
+    "oecl_loss",
+    "you summed the norms of the OE rows: OECL takes their mean, α · (1/M) Σ_j ‖z_j‖ (z_oe.norm(dim=1).mean()).",
+)
 OECL_SQUARED = _mistake(
-    "oecl_loss.squared-norm", "oecl_loss",
-    "you used the squared norm; OECL penalizes ‖z‖ itself (z_oe.norm(dim=1), not z_oe.pow(2).sum(1)).")
+    "oecl_loss.squared-norm",
+    "oecl_loss",
+    "you used the squared norm; OECL penalizes ‖z‖ itself (z_oe.norm(dim=1), not z_oe.pow(2).sum(1)).",
+)
 OECL_WHOLE_BATCH = _mistake(
-    "oecl_loss.norm-of-whole-batch", "oecl_loss",
+    "oecl_loss.norm-of-whole-batch",
+    "oecl_loss",
     "z_oe.norm() without dim is one norm of the whole batch: take the norm of every row, then the mean, "
-    "z_oe.norm(dim=1).mean().")
+    "z_oe.norm(dim=1).mean().",
+)
 OECL_NORM_OF_MEAN = _mistake(
-    "oecl_loss.norm-of-mean", "oecl_loss",
-    "you took the norm of the mean OE row: OECL takes the mean of the norms, z_oe.norm(dim=1).mean().")
+    "oecl_loss.norm-of-mean",
+    "oecl_loss",
+    "you took the norm of the mean OE row: OECL takes the mean of the norms, z_oe.norm(dim=1).mean().",
+)
 OECL_NO_ALPHA = _mistake(
-    "oecl_loss.alpha-ignored", "oecl_loss",
-    "your OE term ignores alpha: it is α times the mean norm (and α = 0 during the warm-up).")
+    "oecl_loss.alpha-ignored",
+    "oecl_loss",
+    "your OE term ignores alpha: it is α times the mean norm (and α = 0 during the warm-up).",
+)
 
 
 def check_oecl_loss(student_fn: Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]) -> CheckResult:
     """`student_fn(z_id, z_oe, temperature, alpha)`: NT-Xent on ID views + alpha · mean ‖z_oe‖,
-    compared with :func:`ood_explain.losses.oecl_loss`."""
+    compared with :func:`ood_explain.core.losses.oecl_loss`."""
 
     def run() -> str:
-        for seed, (n, m, d, tau, alpha) in enumerate([(3, 6, 8, 0.5, 1.0), (8, 16, 32, 0.5, 0.1), (4, 8, 16, 0.2, 0.0)]):
+        for seed, (n, m, d, tau, alpha) in enumerate(
+            [(3, 6, 8, 0.5, 1.0), (8, 16, 32, 0.5, 0.1), (4, 8, 16, 0.2, 0.0)]
+        ):
             z_id = _random_z(n, d, seed, 2.0)
             z_oe = torch.randn(m, d, generator=torch.Generator().manual_seed(50 + seed), dtype=torch.float64) * 3
             got = _tensor(_call(student_fn, z_id.clone(), z_oe.clone(), tau, alpha), "the loss")
@@ -494,13 +592,16 @@ def check_oecl_loss(student_fn: Callable[[torch.Tensor, torch.Tensor, float, flo
             expected = losses.oecl_loss(z_id, z_oe, tau, alpha).item()
             if not abs(got.item() - expected) <= 1e-4:  # a nan fails
                 contrastive = losses.nt_xent(z_id, tau).item()
-                _recognise(lambda value: _same_number(got.item(), value), [
-                    (OECL_SUM, lambda: contrastive + alpha * z_oe.norm(dim=1).sum()),
-                    (OECL_SQUARED, lambda: contrastive + alpha * z_oe.pow(2).sum(1).mean()),
-                    (OECL_WHOLE_BATCH, lambda: contrastive + alpha * z_oe.norm()),
-                    (OECL_NORM_OF_MEAN, lambda: contrastive + alpha * z_oe.mean(0).norm()),
-                    (OECL_NO_ALPHA, lambda: contrastive + z_oe.norm(dim=1).mean()),
-                ])
+                _recognise(
+                    lambda value: _same_number(got.item(), value),
+                    [
+                        (OECL_SUM, lambda: contrastive + alpha * z_oe.norm(dim=1).sum()),
+                        (OECL_SQUARED, lambda: contrastive + alpha * z_oe.pow(2).sum(1).mean()),
+                        (OECL_WHOLE_BATCH, lambda: contrastive + alpha * z_oe.norm()),
+                        (OECL_NORM_OF_MEAN, lambda: contrastive + alpha * z_oe.mean(0).norm()),
+                        (OECL_NO_ALPHA, lambda: contrastive + z_oe.norm(dim=1).mean()),
+                    ],
+                )
                 raise _NotYet(f"for alpha={alpha}, tau={tau} expected {expected:.5f}, got {got.item():.5f}")
         return "NT-Xent on the ID views plus alpha times the mean raw norm of the OE views."
 
@@ -508,20 +609,24 @@ def check_oecl_loss(student_fn: Callable[[torch.Tensor, torch.Tensor, float, flo
 
 
 AUROC_TIES_ZERO = _mistake(
-    "auroc.ties-ignored", "auroc",
-    "a tie (ID score = OOD score) must count 1/2; yours counts 0: add 0.5 · mean(a[:, None] == b[None, :]).")
+    "auroc.ties-ignored",
+    "auroc",
+    "a tie (ID score = OOD score) must count 1/2; yours counts 0: add 0.5 · mean(a[:, None] == b[None, :]).",
+)
 AUROC_TIES_ONE = _mistake(
-    "auroc.ties-count-one", "auroc",
-    "a tie (ID score = OOD score) must count 1/2; yours counts 1 (>= instead of >).")
+    "auroc.ties-count-one", "auroc", "a tie (ID score = OOD score) must count 1/2; yours counts 1 (>= instead of >)."
+)
 AUROC_INVERTED = _mistake(
-    "auroc.inverted", "auroc",
+    "auroc.inverted",
+    "auroc",
     "you computed 1 − AUROC: ID is the positive class and a higher score means more ID, so count the "
-    "pairs with ID score > OOD score.")
+    "pairs with ID score > OOD score.",
+)
 
 
 def check_auroc(student_fn: Callable[[np.ndarray, np.ndarray], float]) -> CheckResult:
     """`student_fn(scores_id, scores_ood)`: P(ID score > OOD score) with ties counting 1/2, compared
-    with :func:`ood_explain.metrics.auroc`."""
+    with :func:`ood_explain.core.metrics.auroc`."""
 
     def run() -> str:
         rng = np.random.default_rng(0)
@@ -540,11 +645,14 @@ def check_auroc(student_fn: Callable[[np.ndarray, np.ndarray], float]) -> CheckR
             expected = metrics.auroc(scores_id, scores_ood)
             if not abs(got - expected) <= 1e-9:  # a nan fails
                 a, b = scores_id[:, None], scores_ood[None, :]
-                _recognise(lambda value: _same_number(got, value, 1e-9), [
-                    (AUROC_INVERTED, lambda: 1.0 - expected),
-                    (AUROC_TIES_ZERO, lambda: np.mean(a > b)),
-                    (AUROC_TIES_ONE, lambda: np.mean(a >= b)),
-                ])
+                _recognise(
+                    lambda value: _same_number(got, value, 1e-9),
+                    [
+                        (AUROC_INVERTED, lambda: 1.0 - expected),
+                        (AUROC_TIES_ZERO, lambda: np.mean(a > b)),
+                        (AUROC_TIES_ONE, lambda: np.mean(a >= b)),
+                    ],
+                )
                 shown = f"ID {np.round(scores_id[:5], 2).tolist()}, OOD {np.round(scores_ood[:5], 2).tolist()}"
                 raise _NotYet(f"for {shown} expected {expected:.4f}, got {got:.4f}")
         return "AUROC = P(score of a random ID image > score of a random OOD image)."
@@ -555,20 +663,27 @@ def check_auroc(student_fn: Callable[[np.ndarray, np.ndarray], float]) -> CheckR
 # ------------------------------------------------------------------- 04: self-OECL and leave-one-out
 
 ROT_CLOCKWISE = _mistake(
-    "rotation_split.clockwise", "rotation_split",
+    "rotation_split.clockwise",
+    "rotation_split",
     "your 90° and 270° are swapped: you rotated clockwise. torch.rot90(x, k, dims=(2, 3)) turns "
-    "counter-clockwise; dims=(3, 2) or a negative k turns the other way.")
+    "counter-clockwise; dims=(3, 2) or a negative k turns the other way.",
+)
 ROT_SWAPPED = _mistake(
-    "rotation_split.id-oe-swapped", "rotation_split",
-    "ID and OE are swapped: 0° and 90° are the ID instances, 180° and 270° the outliers.")
+    "rotation_split.id-oe-swapped",
+    "rotation_split",
+    "ID and OE are swapped: 0° and 90° are the ID instances, 180° and 270° the outliers.",
+)
 ROT_WRONG_DIMS = _mistake(
-    "rotation_split.wrong-dims", "rotation_split",
-    "you rotated the batch and channel axes: torch.rot90's default is dims=(0, 1); rotate the images "
-    "with dims=(2, 3).")
+    "rotation_split.wrong-dims",
+    "rotation_split",
+    "you rotated the batch and channel axes: torch.rot90's default is dims=(0, 1); rotate the images with dims=(2, 3).",
+)
 ROT_INTERLEAVED = _mistake(
-    "rotation_split.interleaved", "rotation_split",
+    "rotation_split.interleaved",
+    "rotation_split",
     "your rows are interleaved image by image (stack then reshape): put all the 0° views first, then "
-    "all the 90° views, torch.cat([views, rot90(views)]) (and the same for 180° and 270°).")
+    "all the 90° views, torch.cat([views, rot90(views)]) (and the same for 180° and 270°).",
+)
 
 
 def check_rotation_split(student_fn: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> CheckResult:
@@ -589,13 +704,18 @@ def check_rotation_split(student_fn: Callable[[torch.Tensor], tuple[torch.Tensor
                 continue
             axes = [torch.rot90(views, k, dims=(0, 1)) for k in range(4)]
             pair_matches = lambda pair: _matches(id_rows, pair[0], 1e-5) or _matches(oe_rows, pair[1], 1e-5)  # noqa: E731
-            _recognise(pair_matches, [
-                (ROT_SWAPPED, lambda: (expected_oe, expected_id)),
-                (ROT_CLOCKWISE, lambda: (torch.cat([turned[0], turned[3]]), torch.cat([turned[2], turned[1]]))),
-                (ROT_WRONG_DIMS, lambda: (torch.cat(axes[:2]), torch.cat(axes[2:]))),
-                (ROT_INTERLEAVED, lambda: (torch.stack(turned[:2], 1).flatten(0, 1),
-                                           torch.stack(turned[2:], 1).flatten(0, 1))),
-            ])
+            _recognise(
+                pair_matches,
+                [
+                    (ROT_SWAPPED, lambda: (expected_oe, expected_id)),
+                    (ROT_CLOCKWISE, lambda: (torch.cat([turned[0], turned[3]]), torch.cat([turned[2], turned[1]]))),
+                    (ROT_WRONG_DIMS, lambda: (torch.cat(axes[:2]), torch.cat(axes[2:]))),
+                    (
+                        ROT_INTERLEAVED,
+                        lambda: (torch.stack(turned[:2], 1).flatten(0, 1), torch.stack(turned[2:], 1).flatten(0, 1)),
+                    ),
+                ],
+            )
             _close(id_rows, expected_id, "id_rows (0° then 90°)")
             _close(oe_rows, expected_oe, "oe_rows (180° then 270°)")
         return "0° and 90° stay ID instances, 180° and 270° become self-generated outliers."
@@ -604,26 +724,35 @@ def check_rotation_split(student_fn: Callable[[torch.Tensor], tuple[torch.Tensor
 
 
 LOO_INTEGER = _mistake(
-    "leave_one_out.integer-mask", "leave_one_out",
+    "leave_one_out.integer-mask",
+    "leave_one_out",
     "{name} holds 0/1 numbers ({dtype}), but a boolean mask is asked: labels != held_out is already "
     "boolean, so drop the .int()/.long()/.float() (or use .bool()). An integer tensor used as an index "
-    "picks rows 0 and 1 over and over instead of selecting images.")
+    "picks rows 0 and 1 over and over instead of selecting images.",
+)
 LOO_INDICES = _mistake(
-    "leave_one_out.indices-not-mask", "leave_one_out",
+    "leave_one_out.indices-not-mask",
+    "leave_one_out",
     "{name} looks like a list of indices (torch.where / nonzero): return a boolean mask with one entry "
-    "per image, labels != held_out.")
+    "per image, labels != held_out.",
+)
 LOO_TRAIN_ON_HELD_OUT = _mistake(
-    "leave_one_out.train-on-held-out", "leave_one_out",
-    "your train_mask keeps only the held-out class: training uses every class except it, "
-    "train_labels != held_out.")
+    "leave_one_out.train-on-held-out",
+    "leave_one_out",
+    "your train_mask keeps only the held-out class: training uses every class except it, train_labels != held_out.",
+)
 LOO_ID_OOD_SWAPPED = _mistake(
-    "leave_one_out.id-ood-swapped", "leave_one_out",
-    "id_test_mask and ood_test_mask are swapped: the held-out class's test images are the OOD set.")
+    "leave_one_out.id-ood-swapped",
+    "leave_one_out",
+    "id_test_mask and ood_test_mask are swapped: the held-out class's test images are the OOD set.",
+)
 
 
-def check_leave_one_out(student_fn: Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, ...]]) -> CheckResult:
+def check_leave_one_out(
+    student_fn: Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, ...]],
+) -> CheckResult:
     """`student_fn(train_labels, test_labels, held_out)` -> (train_mask, id_test_mask, ood_test_mask):
-    boolean masks of the leave-one-class-out protocol, compared with :func:`ood_explain.data.leave_one_out`.
+    boolean masks of the leave-one-class-out protocol, compared with :func:`ood_explain.core.data.leave_one_out`.
     Integer or float 0/1 masks are refused: they would index rows instead of masking."""
 
     def run() -> str:
@@ -651,13 +780,18 @@ def check_leave_one_out(student_fn: Callable[[torch.Tensor, torch.Tensor, int], 
             train_mask, id_mask, ood_mask = masks
             if train_mask.shape == train_labels.shape and torch.equal(train_mask, train_labels == held_out):
                 raise _NotYet(LOO_TRAIN_ON_HELD_OUT)
-            if (id_mask.shape == ood_mask.shape == test_labels.shape and torch.equal(id_mask, expected[2])
-                    and torch.equal(ood_mask, expected[1])):
+            if (
+                id_mask.shape == ood_mask.shape == test_labels.shape
+                and torch.equal(id_mask, expected[2])
+                and torch.equal(ood_mask, expected[1])
+            ):
                 raise _NotYet(LOO_ID_OOD_SWAPPED)
             for got, want, name in zip(masks, expected, names):
                 if got.shape != want.shape or not torch.equal(got, want):
-                    raise _NotYet(f"{name} for held-out class {held_out}: expected {want.int().tolist()}, "
-                                  f"got {got.int().tolist() if got.numel() < 20 else tuple(got.shape)}")
+                    raise _NotYet(
+                        f"{name} for held-out class {held_out}: expected {want.int().tolist()}, "
+                        f"got {got.int().tolist() if got.numel() < 20 else tuple(got.shape)}"
+                    )
         return "Train on every class but one; its test images are the OOD set."
 
     return _report("leave_one_out", student_fn, run)
@@ -695,7 +829,10 @@ def _watch(shell) -> None:
     try:
         callbacks = shell.events.callbacks["post_run_cell"]
         for callback in list(callbacks):
-            if getattr(callback, "__module__", None) == __name__ and getattr(callback, "__name__", None) == "_after_cell":
+            if (
+                getattr(callback, "__module__", None) == __name__
+                and getattr(callback, "__name__", None) == "_after_cell"
+            ):
                 callbacks.remove(callback)
         shell.events.register("post_run_cell", _after_cell)
     except Exception:
@@ -721,8 +858,11 @@ def _defs_in(source: str, name: str) -> list[str | None]:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return [None] if re.search(rf"^(async\s+)?def\s+{re.escape(name)}\s*\(", source, re.MULTILINE) else []
-    return [ast.dump(node) for node in tree.body
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name]
+    return [
+        ast.dump(node)
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name
+    ]
 
 
 def _history(shell) -> list[str]:
@@ -750,11 +890,15 @@ def _notebook_file(shell) -> Path | None:
     """The notebook this kernel runs, when the front end says (Jupyter's ``__session__``, VS Code's
     ``__vsc_ipynb_file__``) and the file is there."""
     namespace = getattr(shell, "user_ns", {})
-    for value in (namespace.get("__session__"), namespace.get("__vsc_ipynb_file__"), os.environ.get("JPY_SESSION_NAME")):
+    for value in (
+        namespace.get("__session__"),
+        namespace.get("__vsc_ipynb_file__"),
+        os.environ.get("JPY_SESSION_NAME"),
+    ):
         if not isinstance(value, str) or not value.endswith(".ipynb"):
             continue
         path = Path(value)
-        for candidate in ([path] if path.is_absolute() else [Path.cwd() / path, Path.cwd() / path.name]):
+        for candidate in [path] if path.is_absolute() else [Path.cwd() / path, Path.cwd() / path.name]:
             if candidate.is_file():
                 return candidate
     return None
@@ -764,7 +908,9 @@ def _edited_not_run(shell, function: FunctionType, dump: str) -> bool:
     """Whether the notebook, saved after `function` was defined, defines its name differently in
     every cell that defines it: the student edited the definition cell and did not run it."""
     defined = _defined_at.get(function)
-    path = _notebook_file(shell) if defined is not None else None
+    if defined is None:
+        return False
+    path = _notebook_file(shell)
     if path is None or path.stat().st_mtime <= defined:
         return False
     found: list[str | None] = []
@@ -790,8 +936,9 @@ def _stale_definition(student: object) -> tuple[Mistake, str] | None:
     _watch(shell)
     try:
         namespace = student.__globals__
-        candidates = [student] + [namespace[name] for name in student.__code__.co_names
-                                  if isinstance(namespace.get(name), FunctionType)]
+        candidates = [student] + [
+            namespace[name] for name in student.__code__.co_names if isinstance(namespace.get(name), FunctionType)
+        ]
         for function in candidates:
             if function.__module__ != "__main__" or not function.__name__.isidentifier():
                 continue  # only the notebook's own functions: not library code, not lambdas

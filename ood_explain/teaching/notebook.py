@@ -5,11 +5,11 @@ The notebooks stay thin: a parameter cell picks the settings, :func:`config` tur
 :func:`load_or_run` trains only when that folder holds no finished run (an interrupted one resumes from
 its checkpoint). While training, :class:`EpochTracker` scores a fixed subset of the test set after
 selected epochs and writes ``epoch_scores.csv`` into the run folder: the data behind the epoch slider of
-:class:`ood_explain.widgets.NormDashboard` and the ID-vs-OOD norm trajectories.
+:class:`ood_explain.teaching.widgets.NormDashboard` and the ID-vs-OOD norm trajectories.
 
 Environment variables: ``OOD_EXPLAIN_FAST=1`` selects fast mode (the ``smoke`` preset; CI sets it),
 ``OOD_EXPLAIN_RUNS`` overrides the runs folder (default ``<repo>/runs/notebooks``), ``OOD_EXPLAIN_DATA``
-is the data folder (see :mod:`ood_explain.data`).
+is the data folder (see :mod:`ood_explain.core.data`).
 """
 
 from __future__ import annotations
@@ -21,16 +21,26 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import pandas as pd
 import torch
 
-from . import data, methods
-from . import methods as methods_module  # `methods` is also a parameter name below
-from .experiments import (Run, RunConfig, evaluation_sets, load_data, pick_device, resolve, reusable,
-                          run_experiment, score_table)
-from .models import ContrastiveModel
+from ood_explain.core import data, methods
+from ood_explain.core import methods as methods_module  # `methods` is also a parameter name below
+from ood_explain.core.models import ContrastiveModel
+from ood_explain.experiments.runs import (
+    Run,
+    RunConfig,
+    evaluation_sets,
+    load_data,
+    pick_device,
+    resolve,
+    reusable,
+    run_experiment,
+    score_table,
+)
 
 TRACK_LIMIT = 300  # test images per side (ID, OOD) scored after tracked epochs
 TRACK_VIEWS = 4  # random views for the ensemble scores of tracked epochs
@@ -61,8 +71,13 @@ def setup(threads: int | None = None, seed: int = 0) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     np.random.seed(seed)
-    return {"fast": fast_mode(), "preset": default_preset(), "threads": threads, "runs": str(runs_root()),
-            "data": str(data.resolve_data_root())}
+    return {
+        "fast": fast_mode(),
+        "preset": default_preset(),
+        "threads": threads,
+        "runs": str(runs_root()),
+        "data": str(data.resolve_data_root()),
+    }
 
 
 @dataclass(frozen=True)
@@ -89,12 +104,22 @@ def full_experiments_plan(full_paper_table: bool = False, cuda: bool | None = No
     if full_paper_table:
         return ExperimentPlan("paper", None, None, contrastive, "the full paper table: 1000 epochs per run, GPU days")
     if cuda:
-        return ExperimentPlan("paper", GPU_SHORT_EPOCHS, [0, 1], contrastive,
-                              f"short GPU preset: {GPU_SHORT_EPOCHS} epochs of the paper's settings, classes 0 and 1")
-    return ExperimentPlan("lite", None, list(CPU_CLASSES), contrastive,
-                          f"CPU: the lite preset (small CNN, 150 steps per run) on class {', '.join(map(str, CPU_CLASSES))}: "
-                          f"{len(CPU_CLASSES) * len(contrastive)} runs, about 6-9 minutes on 2 cores; "
-                          "the whole table: the command printed below")
+        return ExperimentPlan(
+            "paper",
+            GPU_SHORT_EPOCHS,
+            [0, 1],
+            contrastive,
+            f"short GPU preset: {GPU_SHORT_EPOCHS} epochs of the paper's settings, classes 0 and 1",
+        )
+    return ExperimentPlan(
+        "lite",
+        None,
+        list(CPU_CLASSES),
+        contrastive,
+        f"CPU: the lite preset (small CNN, 150 steps per run) on class {', '.join(map(str, CPU_CLASSES))}: "
+        f"{len(CPU_CLASSES) * len(contrastive)} runs, about 6-9 minutes on 2 cores; "
+        "the whole table: the command printed below",
+    )
 
 
 class Interrupted(KeyboardInterrupt):
@@ -105,23 +130,39 @@ class Interrupted(KeyboardInterrupt):
         return [str(self)]
 
 
-def run_plan(table: str, plan: ExperimentPlan, out: str | Path, oe: str | None = None,
-             seeds: int | str | list[int] = 1):
-    """Notebook 06's long cell: :func:`ood_explain.reproduce.reproduce` of `table` under `plan`, into `out`.
+def run_plan(
+    table: str, plan: ExperimentPlan, out: str | Path, oe: str | None = None, seeds: int | str | list[int] = 1
+):
+    """Notebook 06's long cell: :func:`ood_explain.experiments.reproduce.reproduce` of `table` under `plan`, into `out`.
     Kernel > Interrupt ends it with the one line ``interrupted; run the cell again to resume`` (raised as
     :class:`Interrupted`, which IPython shows as that line and which stops Run All there): finished runs are
     kept and the interrupted one resumes from its checkpoint when the cell runs again."""
-    from .reproduce import reproduce
+    from ood_explain.experiments.reproduce import reproduce
 
     try:
-        return reproduce(table, preset=plan.preset, out=out, oe=oe, classes=plan.classes, methods=plan.methods,
-                         epochs=plan.epochs, seeds=seeds)
+        return reproduce(
+            table,
+            preset=plan.preset,
+            out=out,
+            oe=oe,
+            classes=plan.classes,
+            methods=plan.methods,
+            epochs=plan.epochs,
+            seeds=seeds,
+        )
     except KeyboardInterrupt:
         raise Interrupted(INTERRUPTED) from None
 
 
-def full_table_command(table: str, out: str | Path, oe: str | None = None, preset: str = "lite",
-                       methods: list[str] | None = None, seeds: int | str = 1, jobs: int = 2) -> str:
+def full_table_command(
+    table: str,
+    out: str | Path,
+    oe: str | None = None,
+    preset: str = "lite",
+    methods: list[str] | None = None,
+    seeds: int | str = 1,
+    jobs: int = 2,
+) -> str:
     """The shell command that runs the whole `table` (every class) at `preset` into `out`, the notebook's
     folder, so the runs the notebook finished are reused and the notebook then shows the whole table.
     `jobs` single-thread runs side by side (2 for 2 cores)."""
@@ -163,17 +204,33 @@ def settings_key(config: RunConfig) -> str:
     return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def config(method: str, normal_class: int = 0, dataset: str = "digits", preset: str | None = None,
-           protocol: str = "one-vs-rest", oe: str | None = None, root: str | Path | None = None,
-           **overrides) -> RunConfig:
+def config(
+    method: str,
+    normal_class: int = 0,
+    dataset: str = "digits",
+    preset: str | None = None,
+    protocol: str = "one-vs-rest",
+    oe: str | None = None,
+    root: str | Path | None = None,
+    **overrides,
+) -> RunConfig:
     """A resolved RunConfig for the notebooks whose run folder is named after its settings:
     ``<runs>/<preset>/<dataset>-<protocol>/<method>[-<oe>][-<k>shot]/class-<c>-<hash>``.
     The same settings in two notebooks share one run; changing any setting gives a new folder. An OE source
     given to a method without external OE is ignored (and not part of the name). `root`: instead of
     :func:`runs_root`."""
     preset = preset or default_preset()
-    base = resolve(RunConfig(dataset=dataset, protocol=protocol, normal_class=normal_class, method=method,
-                             oe=oe, preset=preset, **overrides))
+    base = resolve(
+        RunConfig(
+            dataset=dataset,
+            protocol=protocol,
+            normal_class=normal_class,
+            method=method,
+            oe=oe,
+            preset=preset,
+            **overrides,
+        )
+    )
     name = method + (f"-{base.oe.replace(':', '_').replace('/', '_')}" if base.oe else "")
     name += f"-{base.oe_shots}shot" if base.oe_shots else ""
     folder = Path(root or runs_root()) / preset / f"{dataset}-{protocol}" / name
@@ -195,10 +252,12 @@ class EpochTracker:
     subset of ID and OOD test images (and a training sample for the nearest-neighbour scores) and
     append one row per test image to ``epoch_scores.csv`` (columns epoch, index, is_id, label, scores)."""
 
-    def __init__(self, config: RunConfig, split: data.Split, per_side: int = TRACK_LIMIT,
-                 views: int = TRACK_VIEWS) -> None:
+    def __init__(
+        self, config: RunConfig, split: data.Split, per_side: int = TRACK_LIMIT, views: int = TRACK_VIEWS
+    ) -> None:
         self.config = resolve(config)
         self.path = Path(self.config.out) / "epoch_scores.csv"
+        assert self.config.epochs is not None  # resolve() fills it from the preset: every preset sets it
         self.epochs = set(tracked_epochs(self.config.epochs))
         self.views = min(views, self.config.views or 0)
         self.device = pick_device(self.config.device)
@@ -234,8 +293,10 @@ def load_or_run(config: RunConfig, track: bool = True, progress: bool = True, ve
     if reusable(config):
         run = Run.load(out)
         if verbose:
-            print(f"loaded  {run.label:<28} class {run.normal_class}: AUROC {run.auroc():.3f} "
-                  f"({run.metrics['score']}, full test set)  ({out.name})")
+            print(
+                f"loaded  {run.label:<28} class {run.normal_class}: AUROC {run.auroc():.3f} "
+                f"({run.metrics['score']}, full test set)  ({out.name})"
+            )
         return run
     started = time.perf_counter()
     resuming = (out / "checkpoint.pt").exists()
@@ -243,12 +304,15 @@ def load_or_run(config: RunConfig, track: bool = True, progress: bool = True, ve
     tracker = EpochTracker(config, run_data.split) if track else None
     if resuming and tracker is not None and not (out / "epoch_scores.csv").exists():
         tracker = None  # an untracked run that was interrupted: finish it untracked
-    run = run_experiment(config, progress=progress, on_epoch_end=tracker, run_data=run_data)
-    run = dataclasses.replace(Run.load(out), trained_now=True, _model=run.model)
+    trained = run_experiment(config, progress=progress, on_epoch_end=tracker, run_data=run_data)
+    assert trained is not None  # a notebook is one process (rank 0), which gets the Run
+    run = dataclasses.replace(Run.load(out), trained_now=True, _model=trained.model)
     if verbose:
         verb = "resumed" if resuming else "trained"
-        print(f"{verb} {run.label:<28} class {run.normal_class}: AUROC {run.auroc():.3f} "
-              f"({run.metrics['score']}, full test set)  ({time.perf_counter() - started:.0f} s)")
+        print(
+            f"{verb} {run.label:<28} class {run.normal_class}: AUROC {run.auroc():.3f} "
+            f"({run.metrics['score']}, full test set)  ({time.perf_counter() - started:.0f} s)"
+        )
     return run
 
 
@@ -267,8 +331,17 @@ def side_by_side(configs: list[RunConfig], threads: int | None = None) -> int:
     return max(1, min(cores // (threads or torch.get_num_threads()), len(configs)))
 
 
-def load_or_run_all(configs: list[RunConfig] | dict[str, RunConfig], track: bool = True,
-                    verbose: bool = True) -> list[Run] | dict[str, Run]:
+@overload
+def load_or_run_all(configs: list[RunConfig], track: bool = ..., verbose: bool = ...) -> list[Run]: ...
+
+
+@overload
+def load_or_run_all(configs: dict[str, RunConfig], track: bool = ..., verbose: bool = ...) -> dict[str, Run]: ...
+
+
+def load_or_run_all(
+    configs: list[RunConfig] | dict[str, RunConfig], track: bool = True, verbose: bool = True
+) -> list[Run] | dict[str, Run]:
     """:func:`load_or_run` of every config (a list gives a list, a dict a dict with the same keys), in order;
     the runs still to train are trained first, side by side
     in subprocesses (:func:`side_by_side` of them at once), each with the kernel's torch thread count, so the
@@ -279,16 +352,18 @@ def load_or_run_all(configs: list[RunConfig] | dict[str, RunConfig], track: bool
     todo = [c for c in configs if not reusable(c)]
     jobs = side_by_side(todo)
     if jobs > 1 and len(todo) > 1:
-        from .sweeps import run_in_subprocesses
+        from ood_explain.experiments.sweeps import run_in_subprocesses
 
         threads = str(torch.get_num_threads())
         if verbose:
-            print(f"training {len(todo)} runs, {jobs} side by side ({threads} torch thread(s) each, as in this "
-                  "kernel: the same numbers as one after the other)", flush=True)
-        worker = "ood_explain.notebook" if track else "ood_explain.sweeps"
+            print(
+                f"training {len(todo)} runs, {jobs} side by side ({threads} torch thread(s) each, as in this "
+                "kernel: the same numbers as one after the other)",
+                flush=True,
+            )
+        worker = "ood_explain.teaching.notebook" if track else "ood_explain.experiments.sweeps"
         try:
-            run_in_subprocesses(todo, [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}] * jobs,
-                                worker=worker)
+            run_in_subprocesses(todo, [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}] * jobs, worker=worker)
         except KeyboardInterrupt:
             raise Interrupted(INTERRUPTED) from None
     return [load_or_run(c, track=track, verbose=verbose) for c in configs]
@@ -303,8 +378,9 @@ def auroc_table(runs: list[Run], score_names: list[str] | None = None, percent: 
     rows = {}
     for run in runs:
         names = score_names or list(run.metrics["scores"])
-        rows[(run.label, run.normal_class)] = {n: run.metrics["scores"][n]["auroc"] for n in names
-                                               if n in run.metrics["scores"]}
+        rows[(run.label, run.normal_class)] = {
+            n: run.metrics["scores"][n]["auroc"] for n in names if n in run.metrics["scores"]
+        }
     table = pd.DataFrame(rows).T
     word = "held-out class" if runs and all(run.config.protocol == "leave-one-out" for run in runs) else "class"
     table.index.names = ["run", word]
