@@ -44,7 +44,7 @@ def test_how_many_side_by_side(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="OOD_EXPLAIN_JOBS must be a whole number"):
         notebook.side_by_side(configs)
     monkeypatch.delenv("OOD_EXPLAIN_JOBS")
-    monkeypatch.setattr(notebook.os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setattr(notebook, "usable_cores", lambda: 8)
     assert notebook.side_by_side(configs, threads=2) == 4  # cores / the kernel's threads
     cuda = [dataclasses.replace(c, device="cuda") for c in configs]
     monkeypatch.setattr(notebook, "pick_device", lambda device: torch.device(device if device != "auto" else "cpu"))

@@ -28,3 +28,8 @@ def load_average() -> str:
         return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
     except OSError:
         return "load average unknown"
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -88,9 +88,9 @@ class RunConfig:
     batch_size: int | None = None
     max_steps_per_epoch: int | None = None
     warmup_epochs: int | None = None
-    alpha: float = 1.0
-    lr: float = 0.1
-    weight_decay: float = 5e-4  # SGD's L2 penalty; 0 lets the norms grow as the free-vector theory says
+    alpha: float = TrainConfig.alpha  # the optimisation defaults are TrainConfig's, written once there
+    lr: float = TrainConfig.lr
+    weight_decay: float = TrainConfig.weight_decay  # SGD's L2 penalty; 0 lets the norms grow as theory says
     views: int | None = None
     precision: str = "auto"
     compile: bool = False

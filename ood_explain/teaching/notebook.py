@@ -29,6 +29,7 @@ import torch
 
 from ood_explain.core import data, methods
 from ood_explain.core import methods as methods_module  # `methods` is also a parameter name below
+from ood_explain.core.machine import usable_cores
 from ood_explain.core.models import ContrastiveModel
 from ood_explain.experiments.runs import (
     Run,
@@ -327,7 +328,7 @@ def side_by_side(configs: list[RunConfig], threads: int | None = None) -> int:
         if not wanted.isdigit() or int(wanted) < 1:
             raise ValueError(f"OOD_EXPLAIN_JOBS must be a whole number of at least 1, got {wanted!r}")
         return min(int(wanted), max(1, len(configs)))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     return max(1, min(cores // (threads or torch.get_num_threads()), len(configs)))
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ood_explain.core import data, distributed, methods, models
+from ood_explain.core.machine import usable_cores
 from ood_explain.core.training import PRECISIONS
 from ood_explain.experiments import runs as experiments
 from ood_explain.experiments import sweeps
@@ -215,12 +216,17 @@ def _add_run_options(parser: argparse.ArgumentParser, single: bool) -> None:
     parser.add_argument("--batch-size", type=at_least_two, default=None)
     parser.add_argument("--arch", default=None, choices=models.ARCHITECTURES)
     parser.add_argument("--views", type=non_negative_int, default=None, help="random test-time views per image")
-    parser.add_argument("--alpha", type=non_negative_finite_float, default=1.0, help="weight of the OE norm term")
-    parser.add_argument("--lr", type=positive_finite_float, default=0.1)
+    parser.add_argument(
+        "--alpha",
+        type=non_negative_finite_float,
+        default=experiments.RunConfig.alpha,
+        help="weight of the OE norm term",
+    )
+    parser.add_argument("--lr", type=positive_finite_float, default=experiments.RunConfig.lr)
     parser.add_argument(
         "--weight-decay",
         type=non_negative_finite_float,
-        default=5e-4,
+        default=experiments.RunConfig.weight_decay,
         help="SGD weight decay (L2 penalty on all weights)",
     )
     parser.add_argument("--seed", type=seed_int, default=0)
@@ -491,7 +497,12 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--data-root", default=None)
     quick.add_argument("--preset", default="lite", choices=list(experiments.PRESETS), help="smoke: seconds")
     quick.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help=sweeps.SEEDS_HELP + " (default: 3)")
-    quick.add_argument("--jobs", type=positive_int, default=1, help="runs side by side as single-thread CPU processes")
+    quick.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=min(usable_cores(), 27),
+        help="runs side by side as single-thread CPU processes (default: one per usable core, here %(default)s)",
+    )
     quick.add_argument("--restart", action="store_true", help=RESTART_HELP)
     quick.set_defaults(func=command_quickstart)
 
