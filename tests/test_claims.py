@@ -151,3 +151,16 @@ def test_every_claim_and_statement_names_runs_of_the_study():
     assert all(set(c.keys) <= keys for c in claims.CLAIMS) and all(set(s.keys) <= keys for s in claims.STATEMENTS)
     assert len({c.name for c in claims.CLAIMS}) == len(claims.CLAIMS)
     assert len({s.text for s in claims.STATEMENTS}) == len(claims.STATEMENTS)
+
+
+def test_a_cell_ending_with_your_run_shows_no_list_repr():
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    shell = InteractiveShell.instance()
+    with capture_output() as captured:
+        shell.displayhook(claims.Verdicts([1, 2]))
+    assert captured.outputs == [] and captured.stdout == "" and claims.Verdicts([1]) == [1]
+    with capture_output() as plain:
+        shell.displayhook([1, 2])  # a plain list is shown: the check above can fail
+    assert "[1, 2]" in plain.stdout

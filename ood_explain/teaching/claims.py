@@ -976,11 +976,19 @@ def verdicts(
     return found
 
 
-def your_run(runs: Run | list[Run], notebook: str, topic: str) -> list[Verdict]:
+class Verdicts(list):
+    """The verdicts :func:`your_run` printed: a list, which a notebook cell ending with it does not show again
+    (IPython's display hook, ``_ipython_display_``, shows nothing: the lines are printed already)."""
+
+    def _ipython_display_(self) -> None:
+        return None
+
+
+def your_run(runs: Run | list[Run], notebook: str, topic: str) -> Verdicts:
     """Print this run's values beside the ranges and statements the prose quotes about the figure above
     (``✓`` inside / holds, ``·`` outside); with ``$OOD_EXPLAIN_CLAIMS_LOG`` set, also append them there as
     JSON lines. Runs of another preset (fast mode) or with other settings have nothing to compare."""
-    found = verdicts(runs if isinstance(runs, list) else [runs], notebook, topic)
+    found = Verdicts(verdicts(runs if isinstance(runs, list) else [runs], notebook, topic))
     if not found:
         print(
             "Your run: nothing to compare (the ranges in the text are for the lite preset's runs; fast mode or "
