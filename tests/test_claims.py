@@ -160,7 +160,7 @@ def test_a_cell_ending_with_your_run_shows_no_list_repr():
     shell = InteractiveShell.instance()
     with capture_output() as captured:
         shell.displayhook(claims.Verdicts([1, 2]))
-    assert captured.outputs == [] and captured.stdout == "" and claims.Verdicts([1]) == [1]
+    assert captured.outputs == [] and "1" not in captured.stdout and claims.Verdicts([1]) == [1]
     with capture_output() as plain:
         shell.displayhook([1, 2])  # a plain list is shown: the check above can fail
     assert "[1, 2]" in plain.stdout
