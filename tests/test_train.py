@@ -295,9 +295,9 @@ def test_nan_loss_raises_and_keeps_previous_checkpoint(tmp_path, digits_class0, 
     calls = []
     real_nt_xent = losses.nt_xent
 
-    def nan_from_epoch_two(z, temperature=0.5):
+    def nan_from_epoch_two(z, temperature=0.5, gather=False):
         calls.append(1)
-        value = real_nt_xent(z, temperature)
+        value = real_nt_xent(z, temperature, gather)
         return value * float("nan") if len(calls) > steps_per_epoch else value
 
     saved = {}
