@@ -14,6 +14,7 @@ Shapes: B ID images per step; a batch of views is R rows of floats in [0, 1], ID
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -132,14 +133,21 @@ def plugin_modules() -> list[str]:
     return [m.strip() for m in os.environ.get(PLUGINS_VARIABLE, "").split(",") if m.strip()]
 
 
+@functools.cache
+def entry_point_modules() -> tuple[tuple[str, str], ...]:
+    """(module, where it was named) of every entry point of group :data:`ENTRY_POINTS`, read once per process:
+    scanning the installed distributions is the slow part, and :func:`names` asks on every call."""
+    return tuple(
+        (ep.value.split(":")[0], f"entry point {ep.name!r} of group {ENTRY_POINTS}")
+        for ep in metadata.entry_points(group=ENTRY_POINTS)
+    )
+
+
 def load_plugins(modules: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Import the plugin modules (the entry points of group :data:`ENTRY_POINTS`, then
     ``$OOD_EXPLAIN_PLUGINS``, then `modules`), each once; importing one registers its methods. Returns the
     modules imported now. A module that cannot be imported is a one-line error naming it and where it was named."""
-    named = [
-        (ep.value.split(":")[0], f"entry point {ep.name!r} of group {ENTRY_POINTS}")
-        for ep in metadata.entry_points(group=ENTRY_POINTS)
-    ]
+    named = list(entry_point_modules())
     named += [(m, f"${PLUGINS_VARIABLE}") for m in plugin_modules()] + [(m, "the plugin list") for m in modules]
     imported = []
     for module, where in named:
