@@ -21,6 +21,12 @@ import torch.nn.functional as F
 from ood_explain import augment, exercises, losses, metrics
 
 
+def printed(capsys) -> str:
+    """What the checks printed: "correct" on stdout, "not yet" on stderr."""
+    captured = capsys.readouterr()
+    return captured.out + captured.err
+
+
 def todo(*args):
     raise NotImplementedError
 
@@ -68,11 +74,11 @@ CASES = [
 def test_checker(check, reference, wrong, capsys):
     result = check(reference)
     assert result == True and result and result.passed and result.mistake is None  # noqa: E712
-    assert capsys.readouterr().out.startswith("✅ correct")
+    assert printed(capsys).startswith("✅ correct")
     for answer in (todo, returns_none, crashes, wrong, 42):
         result = check(answer)
         assert result == False and not result  # noqa: E712
-        out = capsys.readouterr().out
+        out = printed(capsys)
         assert out.startswith("❌ not yet"), out
         assert "Traceback" not in out
         assert result.text == out.rstrip("\n")
@@ -87,7 +93,7 @@ def test_checker(check, reference, wrong, capsys):
 ], ids=lambda value: getattr(value, "__name__", ""))
 def test_nan_is_never_correct(check, nan, capsys):
     assert not check(nan)
-    assert capsys.readouterr().out.startswith("❌ not yet")
+    assert printed(capsys).startswith("❌ not yet")
 
 
 def test_result_object_and_log(capsys):
@@ -107,7 +113,7 @@ def test_todo_message_names_the_definition_cell(capsys):
         raise NotImplementedError
 
     result = exercises.check_nt_xent(nt_xent)
-    out = capsys.readouterr().out
+    out = printed(capsys)
     assert result.mistake_id == "todo-open"
     assert "TODO is still open" in out and "run the cell that defines `nt_xent`, then run this check again" in out
     assert "run this cell again" not in out
@@ -121,14 +127,14 @@ def test_todo_in_a_called_function_names_that_function(capsys):
         return F.cross_entropy(similarity_matrix(z) / temperature, torch.arange(z.shape[0]))
 
     exercises.check_nt_xent(nt_xent)
-    assert "the cell that defines `similarity_matrix`" in capsys.readouterr().out
+    assert "the cell that defines `similarity_matrix`" in printed(capsys)
 
 
 def test_generic_outcomes_have_ids(capsys):
     assert exercises.check_auroc(returns_none).mistake_id == "returned-none"
     assert exercises.check_auroc(crashes).mistake_id == "raised-error"
     assert exercises.check_auroc(42).mistake_id == "not-a-function"
-    out = capsys.readouterr().out
+    out = printed(capsys)
     assert "ValueError: boom" in out and "expected a function, got int" in out
     # a wrong answer that matches no known mistake: "not yet", without an id
     result = exercises.check_auroc(lambda a, b: 0.3)
@@ -257,7 +263,7 @@ MISTAKE_CASES = [
                          ids=[f"{case[2]}-{i}" for i, case in enumerate(MISTAKE_CASES)])
 def test_typical_mistake_is_named(check, wrong, mistake_id, phrase, capsys):
     result = check(wrong)
-    out = capsys.readouterr().out
+    out = printed(capsys)
     assert not result and result.mistake_id == mistake_id, out
     assert out.startswith(f"❌ not yet: {result.check}: ") and phrase in out, out
     assert "Traceback" not in out
@@ -279,7 +285,7 @@ def test_variants_agree_with_the_library():
 
 def test_boolean_masks_are_accepted_in_any_container(capsys):
     assert exercises.check_leave_one_out(lambda a, b, k: ((a != k).numpy(), (b != k).tolist(), b == k))
-    assert capsys.readouterr().out.startswith("✅ correct")
+    assert printed(capsys).startswith("✅ correct")
 
 
 # ------------------------------------------------------------- stale definitions (a fake IPython shell)
@@ -337,7 +343,7 @@ def test_stale_after_a_redefinition_that_failed(shell, capsys):
     assert shell.user_ns["ok"].mistake_id == "todo-open"
     shell.run_cell("import not_a_module_xyz\n" + SIM_DONE)  # the edit ran, but stopped before the def
     shell.run_cell(CHECK)
-    out = capsys.readouterr().out
+    out = printed(capsys)
     assert shell.user_ns["ok"].mistake_id == "stale-definition-error"
     assert "the cell you last ran to define `similarity_matrix` ([4]) stopped with an error" in out
     shell.run_cell(SIM_DONE.replace("z_hat @", "z_hat  @"))  # fixed and run: up to date
@@ -351,7 +357,7 @@ def test_stale_after_a_syntax_error(shell, capsys):
     shell.run_cell(SIM_DONE.replace("return", "return (("))
     shell.run_cell(CHECK)
     assert shell.user_ns["ok"].mistake_id == "stale-definition-error"
-    assert "([3])" in capsys.readouterr().out
+    assert "([3])" in printed(capsys)
 
 
 def test_stale_called_function(shell, capsys):
@@ -368,7 +374,7 @@ def test_stale_called_function(shell, capsys):
         """))
     shell.run_cell("ok = check_nt_xent(nt_xent)\n")
     assert shell.user_ns["ok"].mistake_id == "stale-definition-error"
-    assert "define `similarity_matrix`" in capsys.readouterr().out
+    assert "define `similarity_matrix`" in printed(capsys)
 
 
 def write_notebook(path, *sources, mtime=None):
@@ -390,7 +396,7 @@ def test_stale_when_the_saved_notebook_has_an_edit_that_was_not_run(shell, tmp_p
     # the student fills in the TODO, JupyterLab saves, but only the check cell is run
     write_notebook(notebook, SIM_DONE, CHECK, mtime=time.time() + 5)
     shell.run_cell(CHECK)
-    out = capsys.readouterr().out
+    out = printed(capsys)
     assert shell.user_ns["ok"].mistake_id == "stale-definition"
     assert ("❌ not yet: similarity_matrix: you edited `similarity_matrix` but did not run its cell: run the cell "
             "that defines it, then this one.") in out

@@ -24,7 +24,6 @@ from urllib.error import URLError
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from PIL import Image, UnidentifiedImageError
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn", "imagefolder")
@@ -466,6 +465,8 @@ def load_dataset(
         )
         jpeg.notes["source"] = "JPEG re-encoded copy; values differ slightly from the torchvision download"
         return jpeg
+    import torchvision  # imported here: it takes seconds, and most runs never download
+
     tv = torchvision.datasets
     specs = {
         "mnist": (lambda: tv.MNIST(data_root, train=train, download=download), "MNIST", "MNIST/raw"),

@@ -8,8 +8,6 @@ sigmoid; the precision-recall metrics and the ROC curve come from scikit-learn.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.metrics import average_precision_score, roc_curve
 
 ArrayLike = np.ndarray | list[float]
 
@@ -33,6 +31,8 @@ def _labels_and_scores(scores_id: ArrayLike, scores_ood: ArrayLike) -> tuple[np.
 def auroc(scores_id: ArrayLike, scores_ood: ArrayLike) -> float:
     """P(score of a random ID sample > score of a random OOD sample), ties counting 1/2. In [0, 1]."""
     s_id, s_ood = _as_scores(scores_id, scores_ood)
+    from scipy.stats import rankdata  # scipy and sklearn are imported when used: they take a second
+
     ranks = rankdata(np.concatenate([s_id, s_ood]))  # average ranks for ties, 1-based
     u_statistic = ranks[: s_id.size].sum() - s_id.size * (s_id.size + 1) / 2
     return float(u_statistic / (s_id.size * s_ood.size))
@@ -40,12 +40,16 @@ def auroc(scores_id: ArrayLike, scores_ood: ArrayLike) -> float:
 
 def aupr_in(scores_id: ArrayLike, scores_ood: ArrayLike) -> float:
     """Area under the precision-recall curve with ID as the positive class (average precision)."""
+    from sklearn.metrics import average_precision_score
+
     labels, scores = _labels_and_scores(scores_id, scores_ood)
     return float(average_precision_score(labels, scores))
 
 
 def aupr_out(scores_id: ArrayLike, scores_ood: ArrayLike) -> float:
     """Area under the precision-recall curve with OOD as the positive class (scores negated)."""
+    from sklearn.metrics import average_precision_score
+
     labels, scores = _labels_and_scores(scores_id, scores_ood)
     return float(average_precision_score(1 - labels, -scores))
 
@@ -57,6 +61,8 @@ def fpr_at_tpr(scores_id: ArrayLike, scores_ood: ArrayLike, tpr: float = 0.95) -
     labels, scores = _labels_and_scores(scores_id, scores_ood)
     # Every threshold: the default drop_intermediate=True removes collinear ROC points, which can skip
     # the first threshold reaching `tpr` and overstate the FPR.
+    from sklearn.metrics import roc_curve
+
     fprs, tprs, _ = roc_curve(labels, scores, drop_intermediate=False)
     return float(fprs[np.searchsorted(tprs, tpr, side="left")])
 

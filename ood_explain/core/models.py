@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 ARCHITECTURES = ("small-cnn", "resnet18-cifar", "resnet18")
@@ -91,6 +90,8 @@ class CifarResNet18(nn.Module):
 def imagenet_resnet18(in_channels: int = 3) -> nn.Module:
     """torchvision's ResNet-18 (7x7 stem, max-pool) for 224 px inputs, randomly initialised, without its
     classifier. Output: (B, 512)."""
+    import torchvision  # imported here: it takes seconds, and only this encoder needs it
+
     net = torchvision.models.resnet18(weights=None)
     if in_channels != 3:
         net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
@@ -163,7 +164,7 @@ class ContrastiveModel(nn.Module):
     @property
     def is_resnet(self) -> bool:
         """True for the ResNet encoders (where bf16 autocast on CPU can pay off; see train.autocast_dtype)."""
-        return isinstance(self.encoder, (CifarResNet18, torchvision.models.ResNet))
+        return isinstance(self.encoder, CifarResNet18) or type(self.encoder).__module__.startswith("torchvision.models")
 
     def logit(self, h: torch.Tensor) -> torch.Tensor:
         if self.classifier is None:

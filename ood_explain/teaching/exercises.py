@@ -194,8 +194,11 @@ def _report(name: str, student: object, check: Callable[[], str]) -> CheckResult
             text = f"{FAIL}: {name}: " + mistake.message.format(name=f"{type(error).__name__}: {error}")
         else:
             text = f"{PASS}: {name}. {detail}".rstrip()
-    print(text)
-    result = CheckResult(name, text.startswith(PASS), text, mistake)
+    passed = text.startswith(PASS)
+    # "not yet" goes to stderr: JupyterLab shows it on red, and nbgrader's autograde counts a graded cell
+    # with stderr output as failed (0 points) while the notebook still runs on.
+    print(text, file=sys.stdout if passed else sys.stderr)
+    result = CheckResult(name, passed, text, mistake)
     results.append(result)
     return result
 

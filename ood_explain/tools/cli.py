@@ -20,7 +20,7 @@ from ood_explain.core.training import PRECISIONS
 from ood_explain.experiments import runs as experiments
 from ood_explain.experiments import sweeps
 from ood_explain.experiments.sweeps import RunsFailed
-from ood_explain.tools import bench
+from ood_explain.tools import bench, classroom_cli
 
 # ------------------------------------------------------------------------- argument types (checked while parsing)
 # argparse prefixes each message with "argument --FLAG:" and exits with code 2.
@@ -631,6 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     subset.add_argument("--out", type=output_file, required=True, help="the .npz file, e.g. data/cifar10-subset.npz")
     subset.add_argument("--data-root", default=None, help="where the dataset is (default: $OOD_EXPLAIN_DATA or ./data)")
     subset.set_defaults(func=command_export_subset)
+    classroom_cli.add_commands(commands)
     return parser
 
 
