@@ -7,7 +7,7 @@ Four layers, each a subpackage; a layer imports only the layers below it (checke
 - ``ood_explain.experiments``: runs (RunConfig, the Run and its folder), sweeps, reproduce, quickstart;
 - ``ood_explain.teaching``: notebook, viz, widgets, exercises, diagnostics, claims, notebook_check (the
   ``notebooks`` extra);
-- ``ood_explain.tools``: cli, bench, gpu_check.
+- ``ood_explain.tools``: cli, bench, gpu_check, tensorboard (the ``tensorboard`` extra).
 
 The main names are importable from the package itself, e.g. ``ood_explain.train``, and every module keeps
 its short name: ``from ood_explain import notebook`` is :mod:`ood_explain.teaching.notebook` (loaded when
@@ -66,7 +66,7 @@ MODULES = {
         name: f"teaching.{name}"
         for name in ("notebook", "viz", "widgets", "exercises", "diagnostics", "claims", "notebook_check")
     },
-    **{name: f"tools.{name}" for name in ("cli", "bench", "gpu_check")},
+    **{name: f"tools.{name}" for name in ("cli", "bench", "gpu_check", "tensorboard")},
 }
 
 

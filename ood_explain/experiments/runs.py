@@ -241,9 +241,8 @@ class RunData:
         }
 
 
-def load_data(config: RunConfig) -> RunData:
-    """Load the split, the OE set and the evaluation sets of a resolved config. Raises before any
-    training when a test side is empty."""
+def load_split(config: RunConfig) -> tuple[data.Split, data.ImageSet]:
+    """(the protocol split, the whole training set) of a resolved config. Raises when a test side is empty."""
     train_set = data.load_dataset(config.dataset, "train", config.data_root, config.download, config.image_size)
     test_set = data.load_dataset(config.dataset, "test", config.data_root, config.download, config.image_size)
     split = data.make_split(train_set, test_set, config.protocol, config.normal_class)
@@ -254,6 +253,13 @@ def load_data(config: RunConfig) -> RunData:
                 f"({config.protocol}) has no {side} test images in the test split{_where(config)}: "
                 f"pick another class or add test images"
             )
+    return split, train_set
+
+
+def load_data(config: RunConfig) -> RunData:
+    """Load the split, the OE set and the evaluation sets of a resolved config. Raises before any
+    training when a test side is empty."""
+    split, train_set = load_split(config)
     oe = None
     if methods.get(config.method).external_oe:
         outliers = train_set.subset(~torch.isin(train_set.labels, split.id_train.labels.unique()))

@@ -1,4 +1,4 @@
-"""The ``ood-explain`` command line: run, sweep, report, quickstart, reproduce, claims, bench."""
+"""The ``ood-explain`` command line: run, sweep, report, tensorboard, quickstart, reproduce, claims, bench."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from ood_explain.experiments import runs as experiments
 from ood_explain.experiments import sweeps
 from ood_explain.experiments.sweeps import RunsFailed
 from ood_explain.tools import bench, classroom_cli
+from ood_explain.tools import tensorboard as tensorboard_export
 
 # ------------------------------------------------------------------------- argument types (checked while parsing)
 # argparse prefixes each message with "argument --FLAG:" and exits with code 2.
@@ -368,6 +369,12 @@ def command_report(args: argparse.Namespace) -> None:
     print(f"report: {path}")
 
 
+def command_tensorboard(args: argparse.Namespace) -> None:
+    for folder in tensorboard_export.export(args.runs, args.logdir, args.max_images):
+        print(f"wrote {folder}")
+    print(f"view: tensorboard --logdir {args.logdir}")
+
+
 def write_figures(write: Callable[[types.ModuleType], object]) -> None:
     """Print what `write` (a report writer of :mod:`ood_explain.teaching.viz`) wrote, or, without the
     notebooks extra, that the tables are written and the figures need it."""
@@ -485,6 +492,19 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="write RUN_DIR/report.html (plotly figures)")
     report.add_argument("run_dir")
     report.set_defaults(func=command_report)
+
+    board = commands.add_parser(
+        "tensorboard", help="export run folders to TensorBoard logs: history, metrics, score histograms, projector"
+    )
+    board.add_argument("runs", nargs="+", metavar="RUN", help="run folders (written by run, sweep, reproduce, ...)")
+    board.add_argument("--logdir", type=output_folder, required=True, help="one subfolder per run: LOGDIR/RUN_NAME")
+    board.add_argument(
+        "--max-images",
+        type=non_negative_int,
+        default=1000,
+        help="test images in the projector's z and h embeddings, half ID and half OOD (default %(default)s; 0: none)",
+    )
+    board.set_defaults(func=command_tensorboard)
 
     quick = commands.add_parser("quickstart", help="SimCLR vs self-OECL vs OECL on scikit-learn's digits, offline")
     quick.add_argument(
@@ -671,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.CompileFailed,
         RunsFailed,
         experiments.RunFolderInUse,
+        tensorboard_export.TensorBoardMissing,
     ) as error:
         print(f"ood-explain: error: {error}", file=sys.stderr)
         return 2
