@@ -469,7 +469,7 @@ def test_stale_definition_in_a_real_ipython_shell(tmp_path):
         """)
     env = {**os.environ, "IPYTHONDIR": str(tmp_path / "ipython")}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
-    out = done.stdout
+    out = "\n" + done.stdout + done.stderr  # "not yet" lines go to stderr
     assert done.returncode == 0, done.stderr
     assert "\nA todo-open\n" in out, out
     assert "\nB stale-definition-error\n" in out and "([4]) stopped with an error" in out, out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ood_explain.core.machine import usable_cores
+from ood_explain.core.machine import hardware, load_average, usable_cores
 from ood_explain.teaching.classroom import assignments as assignments_module
 from ood_explain.teaching.classroom import gradebook, grading, synthetic
 from ood_explain.teaching.classroom.sandbox import Limits, landlock_abi
@@ -125,8 +126,11 @@ def nbgrader_autograde(course: Path, submissions: list[synthetic.SyntheticSubmis
     for name in names:
         assignments_module.nbgrader_source(course, assignments[name])
     config = course / "nbgrader_config.py"
-    config.write_text(f"c = get_config()\nc.CourseDirectory.root = {str(course)!r}\nc.ExecutePreprocessor.timeout = 60\n")
-    run = {"cwd": course, "check": True, "capture_output": True}
+    settings = f"c = get_config()\nc.CourseDirectory.root = {str(course)!r}\nc.ExecutePreprocessor.timeout = 60\n"
+    config.write_text(settings)
+    # nbgrader runs `alembic` from PATH: the interpreter's own bin folder first
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    run = {"cwd": course, "check": True, "capture_output": True, "env": {**os.environ, "PATH": path}}
     for name in names:
         subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", name, "--force"], **run)  # type: ignore[call-overload]
     for s in submissions:
@@ -142,7 +146,14 @@ def nbgrader_autograde(course: Path, submissions: list[synthetic.SyntheticSubmis
 def command_timing(args: argparse.Namespace) -> None:
     assignments = assignments_module.load_assignments()
     class_ = synthetic.class_of(args.students, assignments)
-    figures: dict[str, float | int | str] = {"notebooks": len(class_), "students": args.students}
+    import torch
+
+    figures: dict[str, float | int | str] = {
+        "notebooks": len(class_),
+        "students": args.students,
+        "machine": hardware(torch.device("cpu")),
+        "load_before": load_average(),
+    }
     with tempfile.TemporaryDirectory(prefix="ood-explain-timing-") as folder:
         root = Path(folder)
         synthetic.write(class_, root / "submissions")
@@ -165,6 +176,7 @@ def command_timing(args: argparse.Namespace) -> None:
     if "nbgrader_autograde_s" in figures:
         line += f"; {float(figures['nbgrader_autograde_s']) / float(parallel):.2f}x faster than nbgrader autograde"
     print(line)
+    figures["load_after"] = load_average()
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "timing.json").write_text(json.dumps(figures, indent=1) + "\n")

@@ -15,7 +15,17 @@ from ood_explain.teaching.classroom.assignments import Assignment
 from ood_explain.teaching.classroom.grading import TASK_STATUSES, Result
 
 GRADES_COLUMNS = ["student_id", "assignment", "task", "score", "max_score", "status", "mistake", "message"]
-SUBMISSION_COLUMNS = ["student_id", "assignment", "file", "sha256", "status", "score", "max_score", "tampering", "notes"]
+SUBMISSION_COLUMNS = [
+    "student_id",
+    "assignment",
+    "file",
+    "sha256",
+    "status",
+    "score",
+    "max_score",
+    "tampering",
+    "notes",
+]
 STATUS_COLORS = {
     "correct": "#2ca02c",
     "wrong": "#d62728",

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from ood_explain.teaching.classroom import assignments as assignments_module
-from ood_explain.teaching.classroom.assignments import Assignment, Task, cell_grade_id, cell_source
 from ood_explain.teaching.classroom import worker
+from ood_explain.teaching.classroom.assignments import Assignment, Task, cell_grade_id, cell_source
 from ood_explain.teaching.classroom.sandbox import Limits
 
 SUBMISSION_STATUSES = {
@@ -288,6 +288,10 @@ def _suspicious(source: str, assignment: Assignment) -> list[str]:
     except SyntaxError:
         return []
     checks = {t.check for t in assignment.tasks}
+    patchable = set(PATCHABLE)
+    for node in ast.walk(tree):  # the names the cell gives the library's modules: `import ... as ex`
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            patchable |= {(a.asname or a.name).split(".")[0] for a in node.names}
     found = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name.startswith("check_"):
@@ -303,7 +307,7 @@ def _suspicious(source: str, assignment: Assignment) -> list[str]:
                     base = target.value
                     while isinstance(base, ast.Attribute):
                         base = base.value
-                    if isinstance(base, ast.Name) and base.id in PATCHABLE:
+                    if isinstance(base, ast.Name) and base.id in patchable:
                         found.append(f"patches `{ast.unparse(target)}`")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in {"setattr", "exec"}:
             found.append(f"calls `{node.func.id}(...)`")
@@ -318,24 +322,30 @@ def _suspicious(source: str, assignment: Assignment) -> list[str]:
 
 
 def _task_results(
-    cells: list[dict[str, Any]], assignment: Assignment, run: dict[str, Any]
+    cells: list[dict[str, Any]], assignment: Assignment, run: dict[str, Any], cell_timeout: int
 ) -> tuple[list[TaskResult], list[str]]:
     checks, errors = run["checks"] or {}, run["errors"]
-    crashed = {c["index"]: c["exit_code"] for c in run["crashes"]}
-    notes = [
-        f"the kernel died in cell {n} (exit code {code}); the notebook was re-run without it"
-        for n, code in crashed.items()
+    crashed = {c["index"]: c for c in run["crashes"]}
+    notes = [f"cell {n}: {c['reason']}; the notebook was re-run without it" for n, c in crashed.items()]
+    notes += [
+        f"cell {n} ran longer than {cell_timeout} s and was interrupted"
+        if e["ename"] in worker.TIMEOUT_ERRORS
+        else f"cell {n} raised {e['ename']}: {e['evalue']}"
+        for n, e in errors.items()
     ]
-    notes += [f"cell {n} raised {e['ename']}: {e['evalue']}" for n, e in errors.items()]
     results = []
     for task in assignment.tasks:
         number = answer_cell(cells, task)
         error = errors.get(str(number), {})
         found = checks.get(task.grade_id, {})
-        if number in crashed:
-            status, message = "crashed", f"the cell defining `{task.function}` (cell {number}) killed the kernel"
-        elif error.get("ename") == "CellTimeout":
-            status, message = "timeout", f"the cell defining `{task.function}` (cell {number}) {error['evalue']}"
+        if number in crashed and not crashed[number]["hung"]:
+            status, message = (
+                "crashed",
+                f"the cell defining `{task.function}` (cell {number}): {crashed[number]['reason']}",
+            )
+        elif number in crashed or error.get("ename") in worker.TIMEOUT_ERRORS:
+            status = "timeout"
+            message = f"the cell defining `{task.function}` (cell {number}) ran longer than {cell_timeout} s"
         elif error.get("ename") == "MemoryError":
             status, message = "memory-limit", f"the cell defining `{task.function}` (cell {number}) ran out of memory"
         elif not found.get("defined"):
@@ -430,7 +440,7 @@ def grade_submission(
         result = _not_graded(submission, assignment, "grader-error", "the kernel died in the grading cell")
         result.tampering = tampering(cells, assignment)
         return result
-    tasks, notes = _task_results(cells, assignment, run)
+    tasks, notes = _task_results(cells, assignment, run, options.cell_timeout)
     result = Result(submission.student, assignment.name, submission.file, submission.sha256, "graded", "", tasks)
     result.tampering, result.notes, result.seconds = tampering(cells, assignment), notes, run["seconds"]
     return result
@@ -502,7 +512,7 @@ def grade_class(
         done = as_completed(futures)
         for future in progress(done, len(futures)) if progress else done:
             results.append(future.result())
-    students = sorted({r.student for r in results})
+    students = sorted({r.student for r in results if r.assignment})  # not those of unrecognised files only
     seen = {(r.student, r.assignment) for r in results if r.status != "duplicate"}
     for student in students:
         for assignment in assignments.values():

@@ -78,7 +78,8 @@ ANSWERS: dict[str, dict[str, str]] = {
     },
 }
 HANGS = "while True:\n    pass"
-HANGS_HARD = "while True:\n    try:\n        pass\n    except KeyboardInterrupt:\n        pass"
+HANGS_HARD = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+SLEEPS = "import time\ntime.sleep(1000)"
 EXIT = "import os\nos._exit(3)"
 SEGFAULT = "import ctypes\nctypes.string_at(0)"
 MEMORY_BOMB = "hog = bytearray(1 << 42)"
@@ -162,7 +163,7 @@ def answer_submission(student: str, assignment: Assignment, kinds: dict[str, str
 
 
 def every_case(assignments: dict[str, Assignment]) -> list[SyntheticSubmission]:
-    """One submission for every way a class can go (34 files): right, partly right, each task's typical
+    """One submission for every way a class can go (36 files): right, partly right, each task's typical
     wrong answers, unanswered, tampered check cells, runaway code, broken files, a wrong exercise."""
     a1, a2, a3, a4 = (assignments[name] for name in sorted(assignments)[:4])
     cases: list[SyntheticSubmission] = []
@@ -223,6 +224,7 @@ def every_case(assignments: dict[str, Assignment]) -> list[SyntheticSubmission]:
         cases.append(SyntheticSubmission(s, a1.name, f"{s}_{a1.name}.ipynb", _bytes(notebook), Expected(tasks=tasks)))
 
     runaway(HANGS, "timeout")
+    runaway(HANGS_HARD, "timeout")
     runaway(EXIT, "crashed")
     runaway(SEGFAULT, "crashed")
     runaway(MEMORY_BOMB, "memory-limit")
@@ -239,10 +241,10 @@ def every_case(assignments: dict[str, Assignment]) -> list[SyntheticSubmission]:
     return cases
 
 
-def hanging_case(assignment: Assignment, student: str = "hangs") -> SyntheticSubmission:
-    """A cell that ignores interrupts: only the notebook's time limit ends it."""
+def sleeping_case(assignment: Assignment, student: str = "sleeps") -> SyntheticSubmission:
+    """A cell that sleeps longer than the notebook's time limit (set a cell limit above it)."""
     notebook = _answered(assignment, {})
-    _fill(notebook, assignment.tasks[0].function, ANSWERS[assignment.tasks[0].function]["correct"], before=HANGS_HARD)
+    _fill(notebook, assignment.tasks[0].function, ANSWERS[assignment.tasks[0].function]["correct"], before=SLEEPS)
     name = f"{student}_{assignment.name}.ipynb"
     return SyntheticSubmission(student, assignment.name, name, _bytes(notebook), Expected("timeout"))
 

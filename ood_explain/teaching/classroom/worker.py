@@ -4,8 +4,9 @@ run the package's own checks on what the student defined. Started by :mod:`.grad
 seconds per notebook) with a JSON job on stdin; prints one JSON line.
 
 The student's code cells run in order, each with a time limit (a cell that runs over is interrupted and
-the next one runs). A kernel that dies (``os._exit``, a segfault, the CPU limit) is restarted and the
-notebook re-run without that cell, so the other tasks are still graded. The grading cell comes last: it
+the next one runs). A kernel that dies (``os._exit``, a segfault, the CPU limit), or that does not
+answer after a cell's time limit (the cell ignores interrupts), is restarted and the notebook re-run
+without that cell, so the other tasks are still graded. The grading cell comes last: it
 reloads :mod:`ood_explain.teaching.exercises` from disk (whatever the student patched) and prints the
 results after a random marker that the student's code never saw.
 """
@@ -25,6 +26,8 @@ from typing import Any
 
 MAX_RESTARTS = 3
 MAX_TEXT = 2000
+PROBE_SECONDS = 5
+TIMEOUT_ERRORS = ("CellTimeout", "KeyboardInterrupt")  # nothing but the time limit interrupts the kernel
 
 
 def grading_cell(marker: str, tasks: list[dict[str, str]]) -> str:
@@ -74,9 +77,9 @@ def _exit_code(client: Any) -> int | None:
     return process.poll() if process is not None else None
 
 
-def _run(cells: list[dict[str, Any]], job: dict[str, Any], marker: str) -> tuple[list[dict[str, Any]], int | None, int]:
-    """Execute `cells` (code cells with ``source``); returns their outputs, the index at which the kernel
-    died (None: it did not) and its exit code."""
+def _run(cells: list[dict[str, Any]], job: dict[str, Any], marker: str) -> tuple[list[dict[str, Any]], int | None, str]:
+    """Execute `cells` (code cells with ``source``); returns their outputs, the index of the cell that
+    killed the kernel or hung it past its time limit (None: none did) and what happened."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
@@ -94,16 +97,49 @@ def _run(cells: list[dict[str, Any]], job: dict[str, Any], marker: str) -> tuple
         resources={"metadata": {"path": job["workdir"]}},
         startup_timeout=120,
     )
-    died_at, exit_code = None, 0
+    died_at, reason = None, ""
     # The kernel's own stdout and stderr go nowhere: this process's stdout carries only its result line.
     with client.setup_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         for index, cell in enumerate(notebook.cells):
             try:
-                client.execute_cell(cell, index)
+                _execute(client, cell, index)
+                if _timed_out(cell) and _stuck(client):
+                    died_at, reason = index, "it ignored the interrupt after its time limit"
+                    break
             except DeadKernelError:
-                died_at, exit_code = index, _exit_code(client) or 0
+                died_at, reason = index, f"the kernel died (exit code {_exit_code(client)})"
                 break
-    return [dict(cell) for cell in notebook.cells], died_at, exit_code
+    return [dict(cell) for cell in notebook.cells], died_at, reason
+
+
+def _execute(client: Any, cell: Any, index: int, store_history: bool = True) -> None:
+    """Run one cell; one that reached its time limit gets a CellTimeout error output (when the kernel
+    ignored the interrupt, nbclient adds none)."""
+    start = time.monotonic()
+    client.execute_cell(cell, index, store_history=store_history)
+    if time.monotonic() - start >= client.timeout and not _timed_out(cell):
+        cell.outputs.append(
+            {"output_type": "error", "ename": "CellTimeout", "evalue": f"over {client.timeout} s", "traceback": []}
+        )
+
+
+def _timed_out(cell: Any) -> bool:
+    return any(o.get("ename") in TIMEOUT_ERRORS for o in cell.get("outputs", []) if o.get("output_type") == "error")
+
+
+def _stuck(client: Any) -> bool:
+    """After an interrupt: does the kernel still not answer a no-op within PROBE_SECONDS?"""
+    import nbformat
+
+    probe, timeout = nbformat.v4.new_code_cell("pass"), client.timeout
+    client.timeout = PROBE_SECONDS
+    client.nb.cells.append(probe)  # nbclient stores each executed cell at its index: give the probe its own
+    try:
+        _execute(client, probe, len(client.nb.cells) - 1, store_history=False)
+    finally:
+        client.nb.cells.pop()
+        client.timeout = timeout
+    return _timed_out(probe)
 
 
 def _cell_report(cell: dict[str, Any]) -> dict[str, Any]:
@@ -130,10 +166,10 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
     cells = list(job["cells"])
     skipped: list[dict[str, Any]] = []
     for _attempt in range(MAX_RESTARTS + 1):
-        outputs, died_at, exit_code = _run(cells, job, marker)
+        outputs, died_at, reason = _run(cells, job, marker)
         if died_at is None or died_at >= len(cells):
             break
-        skipped.append({"index": cells[died_at]["index"], "exit_code": exit_code})
+        skipped.append({"index": cells[died_at]["index"], "reason": reason, "hung": "interrupt" in reason})
         cells = cells[:died_at] + cells[died_at + 1 :]
     errors = {str(c["index"]): _cell_report(out) for c, out in zip(cells, outputs) if _cell_report(out)}
     checks = _checks(outputs[len(cells)].get("outputs", []), marker) if died_at is None else None
