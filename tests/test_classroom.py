@@ -299,7 +299,7 @@ def test_synthetic_class_is_graded_row_by_row(tmp_path, assignments):
     assert book["s01"]["ex01_nt_xent"] == "3" and book["s01"]["ex02_norm_growth"] == "0"
     assert book["s02"]["ex01_nt_xent"] == "1"  # partly right: the 1-point task
     feedback = (out / "feedback" / "s01" / "ex01_nt_xent.html").read_text()
-    assert feedback.count("✅") == 2 and "3 / 3" in feedback
+    assert feedback.count("<td class=ok>✅ correct") == 2 and "3 / 3" in feedback
     report = (out / "report.html").read_text()
     assert "The most common mistakes" in report and " of " in report and "Check cells or checks tampered with" in report
 

@@ -57,6 +57,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     timing.add_argument("--students", type=_positive, default=30, help="students (x every exercise; default 30)")
     timing.add_argument("--jobs", type=_positive, default=2, help="workers of the side-by-side run (default 2)")
     timing.add_argument("--out", type=Path, default=None, help="write the figures to OUT/timing.json")
+    timing.add_argument("--keep", type=Path, default=None, help="copy each run's grades folder to KEEP/<run>")
     timing.set_defaults(func=command_timing)
 
 
@@ -163,7 +164,8 @@ def command_timing(args: argparse.Namespace) -> None:
             grade_folder(root / "submissions", out, grading.Options(), jobs, None, show=False)
             figures[f"{label}_s"] = round(time.monotonic() - start, 1)
             print(f"ood-explain classroom grade, {label}: {figures[f'{label}_s']} s for {len(class_)} notebooks")
-            shutil.rmtree(out)
+            if args.keep:
+                shutil.copytree(out, args.keep / label, dirs_exist_ok=True)
         try:
             import nbgrader  # noqa: F401
         except ImportError:

@@ -90,7 +90,8 @@ class Assignment:
 
     def grade_ids(self) -> set[str]:
         """Every grade id of the notebook's cells (to recognise its submissions)."""
-        return {cell_grade_id(cell) for cell in read_notebook(self.solution)["cells"]} - {None}  # type: ignore[operator]
+        ids = (cell_grade_id(cell) for cell in read_notebook(self.solution)["cells"])
+        return {grade_id for grade_id in ids if grade_id is not None}
 
 
 def default_source() -> Path:
