@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -386,3 +387,16 @@ def test_nbgrader_gives_the_same_points(tmp_path, assignments):
     results = grade_folder(folder, tmp_path / "grades", grading.Options(), 2, None, False)
     ours = {r.student: r.score for r in results if r.assignment == assignment.name}
     assert theirs == ours == {"right": 3.0, "half": 1.0, "open": 0.0, "other": 2.0}
+
+
+def test_the_cache_is_keyed_by_the_grader_the_assignments_and_the_limits(assignments, tmp_path, monkeypatch):
+    base = grading.fingerprint(assignments, grading.Options())
+    assert grading.fingerprint(assignments, grading.Options()) == base
+    assert grading.fingerprint(assignments, grading.Options(cell_timeout=5)) != base
+    copy = tmp_path / "classroom"
+    shutil.copytree(Path(grading.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(Path(grading.__file__).parents[1] / "exercises.py", tmp_path / "exercises.py")
+    monkeypatch.setattr(grading, "__file__", str(copy / "grading.py"))
+    assert grading.fingerprint(assignments, grading.Options()) == base  # the same code, elsewhere
+    (copy / "worker.py").write_text((copy / "worker.py").read_text() + "\n# changed\n")
+    assert grading.fingerprint(assignments, grading.Options()) != base  # the grader changed: regrade

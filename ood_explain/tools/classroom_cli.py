@@ -19,14 +19,9 @@ from ood_explain.teaching.classroom import gradebook, grading, synthetic
 from ood_explain.teaching.classroom.sandbox import Limits, landlock_abi
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_commands(commands: argparse._SubParsersAction) -> None:
+    from ood_explain.tools.cli import positive_finite_float, positive_int  # the CLI's own argument types
+
     classroom = commands.add_parser("classroom", help="release the exercises, grade a class's notebooks, report")
     sub = classroom.add_subparsers(dest="classroom_command", required=True)
     source_help = "folder of the solution notebooks (default: the repository's notebooks/exercises/solutions)"
@@ -40,11 +35,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     grade = sub.add_parser("grade", help="grade a folder or .zip of submissions into a gradebook and a report")
     grade.add_argument("submissions", type=Path, help="folder (nbgrader's submitted/, flat, per student) or .zip")
     grade.add_argument("--out", type=Path, required=True, help="folder for grades.csv, gradebook.csv, report.html")
-    grade.add_argument("--jobs", type=_positive, default=usable_cores(), help="notebooks graded side by side")
-    grade.add_argument("--cell-timeout", type=_positive, default=60, help="seconds per cell (default 60)")
-    grade.add_argument("--notebook-timeout", type=_positive, default=300, help="seconds per notebook (default 300)")
-    grade.add_argument("--memory-gb", type=float, default=4.0, help="address space per notebook (default 4 GiB)")
-    grade.add_argument("--cpu-seconds", type=_positive, default=300, help="CPU time per kernel (default 300)")
+    grade.add_argument("--jobs", type=positive_int, default=usable_cores(), help="notebooks graded side by side")
+    grade.add_argument("--cell-timeout", type=positive_int, default=60, help="seconds per cell (default 60)")
+    grade.add_argument("--notebook-timeout", type=positive_int, default=300, help="seconds per notebook (default 300)")
+    grade.add_argument(
+        "--memory-gb", type=positive_finite_float, default=4.0, help="address space per notebook (default 4 GiB)"
+    )
+    grade.add_argument("--cpu-seconds", type=positive_int, default=300, help="CPU time per kernel (default 300)")
     grade.add_argument("--source", type=Path, default=None, help=source_help)
     grade.set_defaults(func=command_grade)
 
@@ -54,8 +51,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     nbgrader.set_defaults(func=command_nbgrader)
 
     timing = sub.add_parser("timing", help="grade a synthetic class: serial, --jobs N, and nbgrader if installed")
-    timing.add_argument("--students", type=_positive, default=30, help="students (x every exercise; default 30)")
-    timing.add_argument("--jobs", type=_positive, default=2, help="workers of the side-by-side run (default 2)")
+    timing.add_argument("--students", type=positive_int, default=30, help="students (x every exercise; default 30)")
+    timing.add_argument("--jobs", type=positive_int, default=2, help="workers of the side-by-side run (default 2)")
     timing.add_argument("--out", type=Path, default=None, help="write the figures to OUT/timing.json")
     timing.add_argument("--keep", type=Path, default=None, help="copy each run's grades folder to KEEP/<run>")
     timing.set_defaults(func=command_timing)

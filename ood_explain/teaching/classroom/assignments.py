@@ -78,6 +78,7 @@ class Assignment:
     name: str
     solution: Path
     tasks: tuple[Task, ...]
+    grade_ids: frozenset[str]  # every cell's grade id (to recognise the notebook's submissions)
 
     @property
     def points(self) -> float:
@@ -87,11 +88,6 @@ class Assignment:
     def notebook_name(self) -> str:
         """The student's file name, ``ex01_nt_xent.ipynb``."""
         return f"{self.name}.ipynb"
-
-    def grade_ids(self) -> set[str]:
-        """Every grade id of the notebook's cells (to recognise its submissions)."""
-        ids = (cell_grade_id(cell) for cell in read_notebook(self.solution)["cells"])
-        return {grade_id for grade_id in ids if grade_id is not None}
 
 
 def default_source() -> Path:
@@ -160,7 +156,8 @@ def load_assignment(path: Path) -> Assignment:
             raise AssignmentError(f"{path.name}: task {task.grade_id} has no solution cell {task.answer_id!r}")
     if not tasks:
         raise AssignmentError(f"{path.name}: no graded cell (nbgrader metadata 'grade': true)")
-    return Assignment(path.name[: -len(SOLUTION_SUFFIX)], path, tasks)
+    grade_ids = frozenset(grade_id for grade_id in map(cell_grade_id, cells) if grade_id is not None)
+    return Assignment(path.name[: -len(SOLUTION_SUFFIX)], path, tasks, grade_ids)
 
 
 def load_assignments(source: Path | None = None) -> dict[str, Assignment]:

@@ -24,13 +24,12 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ood_explain.teaching.classroom import assignments as assignments_module
 from ood_explain.teaching.classroom import worker
 from ood_explain.teaching.classroom.assignments import Assignment, Task, cell_grade_id, cell_source
 from ood_explain.teaching.classroom.sandbox import Limits
@@ -249,7 +248,7 @@ def answer_cell(cells: list[dict[str, Any]], task: Task) -> int | None:
 def which_assignment(cells: list[dict[str, Any]], assignments: dict[str, Assignment]) -> str | None:
     """The exercise the notebook's cells belong to: by their grade ids, else by the functions defined."""
     ids = {cell_grade_id(cell) for cell in cells} - {None}
-    by_ids = [a.name for a in assignments.values() if ids & a.grade_ids()]
+    by_ids = [a.name for a in assignments.values() if ids & a.grade_ids]
     if len(by_ids) == 1:
         return by_ids[0]
     defined = set().union(*(_defines(cell_source(c)) for _, c in _code_cells(cells)))
@@ -263,21 +262,23 @@ def _normal(source: str) -> str:
 
 def tampering(cells: list[dict[str, Any]], assignment: Assignment) -> list[str]:
     """What the student did to the check cells or the checks (it never changes the grade)."""
+    sources = {number: cell_source(cell) for number, cell in _code_cells(cells)}
+    grade_ids = {number: cell_grade_id(cell) for number, cell in _code_cells(cells)}
     found = []
     for task in assignment.tasks:
         pristine = _normal(task.check_source)
-        tagged = [n for n, c in _code_cells(cells) if cell_grade_id(c) == task.grade_id]
-        same = [n for n, c in _code_cells(cells) if _normal(cell_source(c)) == pristine]
+        tagged = [n for n, grade_id in grade_ids.items() if grade_id == task.grade_id]
+        same = [n for n, source in sources.items() if _normal(source) == pristine]
         if not tagged and not same:
             found.append(f"{task.grade_id}: the check cell was deleted")
         elif len(set(tagged) | set(same)) > 1:
             found.append(f"{task.grade_id}: the check cell is duplicated (cells {sorted(set(tagged) | set(same))})")
         for number in tagged:
-            source = cell_source(dict(_code_cells(cells))[number])
-            if _normal(source) != pristine:
-                found.append(f"{task.grade_id}: the check cell (cell {number}) was edited to {source.strip()[:80]!r}")
-    for number, cell in _code_cells(cells):
-        found += [f"cell {number}: {what}" for what in _suspicious(cell_source(cell), assignment)]
+            if _normal(sources[number]) != pristine:
+                edited = sources[number].strip()[:80]
+                found.append(f"{task.grade_id}: the check cell (cell {number}) was edited to {edited!r}")
+    for number, source in sources.items():
+        found += [f"cell {number}: {what}" for what in _suspicious(source, assignment)]
     return found
 
 
@@ -416,6 +417,7 @@ def grade_submission(
         return _not_graded(
             submission, assignment, "wrong-assignment", f"this notebook is {actual}, sent as {assignment.name}"
         )
+    tampered = tampering(cells, assignment)
     workdir = Path(tempfile.mkdtemp(prefix="ood-explain-grade-"))
     try:
         job = {
@@ -426,23 +428,20 @@ def grade_submission(
             "limits": asdict(options.limits),
             "protected": [str(p) for p in protected],
         }
-        (workdir / assignment.notebook_name).write_bytes(submission.data)
         run = _run_worker(job, options.notebook_timeout)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if isinstance(run, str):
-        status = "timeout" if run == "timeout" else "grader-error"
-        message = f"the notebook ran longer than {options.notebook_timeout} s" if status == "timeout" else run
+    if isinstance(run, str) or run["checks"] is None:
+        if run == "timeout":
+            status, message = "timeout", f"the notebook ran longer than {options.notebook_timeout} s"
+        else:
+            status, message = "grader-error", run if isinstance(run, str) else "the kernel died in the grading cell"
         result = _not_graded(submission, assignment, status, message)
-        result.tampering = tampering(cells, assignment)
-        return result
-    if run["checks"] is None:
-        result = _not_graded(submission, assignment, "grader-error", "the kernel died in the grading cell")
-        result.tampering = tampering(cells, assignment)
-        return result
-    tasks, notes = _task_results(cells, assignment, run, options.cell_timeout)
-    result = Result(submission.student, assignment.name, submission.file, submission.sha256, "graded", "", tasks)
-    result.tampering, result.notes, result.seconds = tampering(cells, assignment), notes, run["seconds"]
+    else:
+        tasks, notes = _task_results(cells, assignment, run, options.cell_timeout)
+        result = Result(submission.student, assignment.name, submission.file, submission.sha256, "graded", "", tasks)
+        result.notes, result.seconds = notes, run["seconds"]
+    result.tampering = tampered
     return result
 
 
@@ -450,10 +449,12 @@ def grade_submission(
 
 
 def fingerprint(assignments: dict[str, Assignment], options: Options) -> str:
-    """Changes when the checks, the assignments or the limits change (then the cache is not used)."""
+    """Changes when the grader (this package and the checks), the assignments or the limits change: then
+    the cache is not used."""
     digest = hashlib.sha256()
-    exercises = Path(assignments_module.__file__).resolve().parents[1] / "exercises.py"
-    for path in [exercises, *(a.solution for a in assignments.values())]:
+    classroom = Path(__file__).resolve().parent
+    grader = [*sorted(classroom.glob("*.py")), classroom.parent / "exercises.py"]
+    for path in [*grader, *(a.solution for a in assignments.values())]:
         digest.update(path.read_bytes())
     digest.update(json.dumps(asdict(options), sort_keys=True).encode())
     return digest.hexdigest()[:16]
@@ -475,7 +476,7 @@ def grade_class(
     cache: Path,
     options: Options = Options(),
     jobs: int = 1,
-    protected: list[Path] = (),  # type: ignore[assignment]
+    protected: Sequence[Path] = (),
     progress: Callable[[Iterator[Any], int], Iterator[Any]] | None = None,
 ) -> list[Result]:
     """Grade every submission (side by side with `jobs` workers), reading unchanged ones from `cache`;

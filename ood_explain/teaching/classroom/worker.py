@@ -28,6 +28,7 @@ MAX_RESTARTS = 3
 MAX_TEXT = 2000
 PROBE_SECONDS = 5
 TIMEOUT_ERRORS = ("CellTimeout", "KeyboardInterrupt")  # nothing but the time limit interrupts the kernel
+HUNG = "it ignored the interrupt after its time limit"
 
 
 def grading_cell(marker: str, tasks: list[dict[str, str]]) -> str:
@@ -104,7 +105,7 @@ def _run(cells: list[dict[str, Any]], job: dict[str, Any], marker: str) -> tuple
             try:
                 _execute(client, cell, index)
                 if _timed_out(cell) and _stuck(client):
-                    died_at, reason = index, "it ignored the interrupt after its time limit"
+                    died_at, reason = index, HUNG
                     break
             except DeadKernelError:
                 died_at, reason = index, f"the kernel died (exit code {_exit_code(client)})"
@@ -169,15 +170,15 @@ def grade(job: dict[str, Any]) -> dict[str, Any]:
         outputs, died_at, reason = _run(cells, job, marker)
         if died_at is None or died_at >= len(cells):
             break
-        skipped.append({"index": cells[died_at]["index"], "reason": reason, "hung": "interrupt" in reason})
+        skipped.append({"index": cells[died_at]["index"], "reason": reason, "hung": reason == HUNG})
         cells = cells[:died_at] + cells[died_at + 1 :]
-    errors = {str(c["index"]): _cell_report(out) for c, out in zip(cells, outputs) if _cell_report(out)}
+    reports = {str(c["index"]): _cell_report(out) for c, out in zip(cells, outputs)}
+    errors = {index: report for index, report in reports.items() if report}
     checks = _checks(outputs[len(cells)].get("outputs", []), marker) if died_at is None else None
     return {
         "checks": checks,
         "errors": errors,
         "crashes": skipped,
-        "grading_died": died_at is not None,
         "seconds": round(time.monotonic() - start, 2),
     }
 
