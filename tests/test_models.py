@@ -94,3 +94,16 @@ def test_unknown_arch_and_bad_normalization():
 @pytest.mark.parametrize("arch, expected", [("small-cnn", False), ("resnet18-cifar", True), ("resnet18", True)])
 def test_is_resnet_decides_from_the_encoder(arch, expected):
     assert models.build_model(arch, 3).is_resnet is expected
+
+
+def test_a_user_subclass_of_torchvision_resnet_is_a_resnet_and_other_torchvision_models_are_not():
+    import torchvision
+
+    class MyResNet(torchvision.models.ResNet):
+        pass
+
+    resnet = MyResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1])
+    resnet.fc = torch.nn.Identity()
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    assert models.ContrastiveModel(resnet, mean, std, feature_dim=512).is_resnet
+    assert not models.ContrastiveModel(torchvision.models.squeezenet1_1().features, mean, std, feature_dim=512).is_resnet

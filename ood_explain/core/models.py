@@ -6,6 +6,8 @@ contrastive features z (B, 128). z is *not* normalized: its L2 norm is the OOD s
 
 from __future__ import annotations
 
+import sys
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -164,7 +166,10 @@ class ContrastiveModel(nn.Module):
     @property
     def is_resnet(self) -> bool:
         """True for the ResNet encoders (where bf16 autocast on CPU can pay off; see train.autocast_dtype)."""
-        return isinstance(self.encoder, CifarResNet18) or type(self.encoder).__module__.startswith("torchvision.models")
+        torchvision = sys.modules.get("torchvision")  # not imported: no torchvision ResNet can exist
+        return isinstance(self.encoder, CifarResNet18) or (
+            torchvision is not None and isinstance(self.encoder, torchvision.models.ResNet)
+        )
 
     def logit(self, h: torch.Tensor) -> torch.Tensor:
         if self.classifier is None:
