@@ -42,7 +42,10 @@ from ood_explain.experiments.runs import (
     score_table,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place of the version (pyproject.toml reads it; the notebooks' setup cell pins it)
+# Where the notebooks' setup cell installs the package from when it is missing (Colab, a new environment)
+REPOSITORY = "https://github.com/ood-explain/ood-explain"
+
 
 # Each module's short name -> its place in the layers (``ood_explain.data`` is ``ood_explain.core.data``).
 MODULES = {

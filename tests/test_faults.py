@@ -175,15 +175,34 @@ def test_float_images_in_0_1_train_as_their_uint8_originals(digits_zero):
 # ------------------------------------------------------------------------------ custom methods, --jobs
 
 
-def test_a_failing_subprocess_names_its_reason(tmp_path, monkeypatch):
-    reason = "ValueError: unknown method 'mine'; choose one of simclr, oecl"
-    script = f"import sys; print('Traceback (most recent call last):'); print('  ...'); print({reason!r}); sys.exit(1)"
-    monkeypatch.setattr(sweeps, "_command", lambda config, restart=False, worker="": [sys.executable, "-c", script])
+FAKE_WORKER = """
+import os
+
+def fail(config, restart):
+    print("some output first")
+    raise ValueError("unknown method 'mine'; choose one of simclr, oecl")
+
+def die(config, restart):
+    if config.seed == 0:
+        os._exit(3)
+    open(config.out + ".trained", "w").close()
+"""
+
+
+def test_a_failing_or_dying_worker_run_names_its_reason_and_the_rest_run(tmp_path):
+    (tmp_path / "fake_worker.py").write_text(FAKE_WORKER)
+    slot = {"PYTHONPATH": str(tmp_path)}
     config = RunConfig(dataset="digits", method="simclr", preset="smoke", out=str(tmp_path / "run"))
     with pytest.raises(sweeps.RunsFailed) as error:
-        sweeps.run_in_subprocesses([config], [{}])
+        sweeps.run_in_subprocesses([config], [slot], target="fake_worker:fail")
     message = str(error.value)
-    assert reason in message and str(tmp_path / "run.log") in message and "\n" not in message
+    assert "ValueError: unknown method 'mine'; choose one of simclr, oecl" in message and "\n" not in message
+    assert str(tmp_path / "run.log") in message and "some output first" in (tmp_path / "run.log").read_text()
+    seeds = [dataclasses.replace(config, seed=s, out=str(tmp_path / f"seed-{s}")) for s in (0, 1, 2)]
+    with pytest.raises(sweeps.RunsFailed, match="exit code 3") as error:
+        sweeps.run_in_subprocesses(seeds, [slot], target="fake_worker:die")
+    assert "seed-0" in str(error.value) and "seed-1" not in str(error.value)
+    assert (tmp_path / "seed-1.trained").exists() and (tmp_path / "seed-2.trained").exists()
 
 
 @pytest.mark.slow

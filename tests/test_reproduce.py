@@ -10,7 +10,7 @@ import pytest
 
 from ood_explain import reproduce as rp
 from ood_explain import sweeps
-from ood_explain.experiments import RunConfig, resolve
+from ood_explain.experiments import RunConfig, resolve, workers
 
 
 def test_unknown_table_is_a_clear_error(tmp_path):
@@ -76,9 +76,9 @@ def test_reproduce_with_fewer_epochs_uses_its_own_folder_and_says_so(tmp_path, d
 def test_a_subprocess_run_gets_the_whole_config():
     config = resolve(RunConfig(dataset="cifar10", method="oecl", oe="photos", preset="paper", epochs=20,
                                compile=True, alpha=0.1, views=8, out="x"))
-    command = sweeps._command(config)
-    assert command[1:3] == ["-m", "ood_explain.experiments.sweeps"]
-    assert RunConfig(**json.loads(command[3])) == config  # every field, not a subset of flags
+    task = json.loads(workers.task_line(config, restart=True))
+    assert RunConfig(**task["config"]) == config and task["restart"]  # every field, not a subset of flags
+    assert workers.worker_command()[1:] == ["-m", "ood_explain.experiments.workers", workers.TRAIN_ONE]
 
 
 def test_cifar_table_adds_the_paper_row(tmp_path, data_root, monkeypatch):

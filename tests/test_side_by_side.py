@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from ood_explain import notebook, sweeps
+from ood_explain.experiments import workers
 
 
 def smoke_configs(root) -> list:
@@ -19,19 +20,23 @@ def smoke_configs(root) -> list:
             notebook.config("oecl", 1, preset="smoke", oe="photos", root=root)]
 
 
+def three_configs(root) -> list:  # two workers for three runs: one worker trains two, one after the other
+    return [*smoke_configs(root), notebook.config("self-oecl", 3, preset="smoke", root=root)]
+
+
 @pytest.mark.slow
 def test_side_by_side_gives_the_numbers_of_one_after_the_other(tmp_path, monkeypatch, capsys):
     torch.set_num_threads(1)
-    serial = [notebook.load_or_run(c, progress=False, verbose=False) for c in smoke_configs(tmp_path / "serial")]
+    serial = [notebook.load_or_run(c, progress=False, verbose=False) for c in three_configs(tmp_path / "serial")]
     monkeypatch.setenv("OOD_EXPLAIN_JOBS", "2")
-    parallel = notebook.load_or_run_all(smoke_configs(tmp_path / "parallel"))
-    assert "training 2 runs, 2 side by side (1 torch thread(s) each" in capsys.readouterr().out
+    parallel = notebook.load_or_run_all(three_configs(tmp_path / "parallel"))
+    assert "training 3 runs, 2 side by side (1 torch thread(s) each" in capsys.readouterr().out
     for one, other in zip(serial, parallel):
         assert not other.trained_now  # trained by a subprocess, loaded here
         for name in ("scores.csv", "epoch_scores.csv"):
             pd.testing.assert_frame_equal(pd.read_csv(one.path / name), pd.read_csv(other.path / name))
         assert one.metrics["scores"] == other.metrics["scores"]
-    again = notebook.load_or_run_all(smoke_configs(tmp_path / "parallel"))  # all finished: nothing trains
+    again = notebook.load_or_run_all(three_configs(tmp_path / "parallel"))  # all finished: nothing trains
     assert "training" not in capsys.readouterr().out and [r.auroc() for r in again] == [r.auroc() for r in parallel]
 
 
@@ -60,7 +65,7 @@ def test_an_interrupt_stops_the_running_subprocesses(tmp_path, monkeypatch):
         started.append(process)
         return process
 
-    real_sleep, calls = sweeps.time.sleep, []
+    real_sleep, calls = workers.time.sleep, []
 
     def interrupt(seconds):  # the first wait of the loop is interrupted (Popen.wait sleeps too: later calls sleep)
         calls.append(seconds)
@@ -68,8 +73,8 @@ def test_an_interrupt_stops_the_running_subprocesses(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         real_sleep(seconds)
 
-    monkeypatch.setattr(sweeps.subprocess, "Popen", popen)
-    monkeypatch.setattr(sweeps.time, "sleep", interrupt)
+    monkeypatch.setattr(workers.subprocess, "Popen", popen)
+    monkeypatch.setattr(workers.time, "sleep", interrupt)
     with pytest.raises(KeyboardInterrupt):
         sweeps.run_in_subprocesses(smoke_configs(tmp_path), [{}, {}])
     assert len(started) == 2 and all(process.poll() is not None for process in started)
@@ -81,7 +86,7 @@ def test_kernel_interrupt_is_one_line(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweeps, "run_in_subprocesses", interrupted)
+    monkeypatch.setattr(workers, "run_in_subprocesses", interrupted)
     with pytest.raises(notebook.Interrupted, match="interrupted; run the cell again to resume") as caught:
         notebook.load_or_run_all(smoke_configs(tmp_path))
     assert caught.value._render_traceback_() == [notebook.INTERRUPTED]

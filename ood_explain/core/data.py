@@ -11,6 +11,7 @@ variable, else ``./data``. Decoded ImageFolder trees are cached under ``OOD_EXPL
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import pickle
@@ -588,6 +589,14 @@ def make_split(train: ImageSet, test: ImageSet, protocol: str, class_index: int)
 def sample_photo_crops(count: int, size: int, channels: int, seed: int = 0) -> ImageSet:
     """Random square crops (24-200 px sides) of scikit-learn's two bundled photos, resized to `size`:
     an offline stand-in for a natural-image OE set such as 300K Random Images."""
+    images = _photo_crops(count, size, channels, seed).clone()  # a copy: the caller may change its images
+    return ImageSet(
+        images, torch.zeros(count, dtype=torch.int64), ["photo"], "scikit-learn sample photos (random crops)"
+    )
+
+
+@functools.lru_cache(maxsize=4)  # the runs of a sweep that one worker trains share their seeds' crops
+def _photo_crops(count: int, size: int, channels: int, seed: int) -> torch.Tensor:
     from sklearn.datasets import load_sample_images
 
     photos = [torch.from_numpy(np.array(p)).permute(2, 0, 1) for p in load_sample_images().images]
@@ -599,10 +608,7 @@ def sample_photo_crops(count: int, size: int, channels: int, seed: int = 0) -> I
         top = int(rng.integers(0, photo.shape[1] - side + 1))
         left = int(rng.integers(0, photo.shape[2] - side + 1))
         crops.append(resize_square(photo[None, :, top : top + side, left : left + side], size))
-    images = convert_channels(torch.cat(crops), channels)
-    return ImageSet(
-        images, torch.zeros(count, dtype=torch.int64), ["photo"], "scikit-learn sample photos (random crops)"
-    )
+    return convert_channels(torch.cat(crops), channels)
 
 
 def few_shot(imageset: ImageSet, shots: int, seed: int = 0) -> ImageSet:

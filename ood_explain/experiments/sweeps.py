@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 import time
-from io import TextIOWrapper
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +29,8 @@ from ood_explain.experiments.runs import (
     reusable,
     run_experiment,
 )
+from ood_explain.experiments.workers import RunsFailed as RunsFailed  # re-exported: a sweep's error
+from ood_explain.experiments.workers import run_in_subprocesses
 
 
 def class_count(dataset: str, root: str | None) -> int:
@@ -259,96 +257,13 @@ def check_one_setting(root: str | Path, entries: list[tuple[str, str, dict]]) ->
     return shared
 
 
-# --------------------------------------------------------------------------------------- subprocesses
+# ---------------------------------------------------------------------------------------------- one run
 
 
-class RunsFailed(RuntimeError):
-    """One or more runs of a sweep ended with an error; the message names their folders and logs."""
-
-
-def _command(config: RunConfig, restart: bool = False, worker: str = "ood_explain.experiments.sweeps") -> list[str]:
-    """``python -m WORKER CONFIG_JSON [--restart]``: one run in a subprocess (`worker`: a module whose
-    ``__main__`` trains one config; the notebooks' worker also scores the tracked epochs)."""
-    return [sys.executable, "-m", worker, json.dumps(dataclasses.asdict(config)), *(["--restart"] if restart else [])]
-
-
-def _last_line(log: Path) -> str:
-    """The last non-empty line of a log (a traceback's last line names the error), at most 300 characters."""
-    try:
-        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return ""
-    return lines[-1][:300] if lines else ""
-
-
-def plugin_environment(configs: list[RunConfig]) -> dict[str, str]:
-    """``$OOD_EXPLAIN_PLUGINS`` for subprocesses that run `configs`: the modules of their plugin methods added.
-    A method registered in ``__main__`` (a notebook cell, a script) cannot reach a subprocess: ValueError."""
-    sources = {methods.get(c.method).source for c in configs} - {methods.BUILT_IN}
-    if "__main__" in sources:
-        names = sorted({c.method for c in configs if methods.get(c.method).source == "__main__"})
-        raise ValueError(
-            f"method(s) {', '.join(names)} were registered in this process only (__main__), so the "
-            "subprocesses cannot import them: define them in a module and name it (--plugin MODULE or "
-            f"${methods.PLUGINS_VARIABLE}), or run without --jobs"
-        )
-    if not sources:
-        return {}
-    known = methods.plugin_modules()
-    return {methods.PLUGINS_VARIABLE: ",".join(known + sorted(sources - set(known)))}
-
-
-def run_in_subprocesses(
-    configs: list[RunConfig],
-    slots: list[dict[str, str]],
-    restart: bool = False,
-    worker: str = "ood_explain.experiments.sweeps",
-) -> None:
-    """Run configs as ``python -m WORKER CONFIG`` subprocesses (:func:`_command`), one per slot at a time (a
-    slot is a set of environment variables); each writes its log beside its run folder. Failed runs are one
-    :class:`RunsFailed` naming each folder, the last line of its log (the reason) and the log. An interrupt
-    (Ctrl-C, or Kernel > Interrupt, which reaches only this process) stops the running subprocesses before it
-    propagates; their checkpoints keep the last finished epoch. A subprocess imports only ood_explain, so a
-    method registered in this process alone is unknown to it."""
-    slots = [{**slot, **plugin_environment(configs)} for slot in slots]
-    running: dict[int, tuple[RunConfig, subprocess.Popen[bytes], TextIOWrapper]] = {}
-    pending, failures = list(configs), []
-    try:
-        while pending or running:
-            for slot in [i for i in range(len(slots)) if i not in running]:
-                if not pending:
-                    break
-                config = pending.pop(0)
-                log_path = Path(config.out).with_suffix(".log")
-                log_path.parent.mkdir(parents=True, exist_ok=True)
-                log = open(log_path, "w")
-                process = subprocess.Popen(
-                    _command(config, restart, worker), env={**os.environ, **slots[slot]}, stdout=log, stderr=log
-                )
-                running[slot] = (config, process, log)
-            for slot, (config, process, log) in list(running.items()):
-                if process.poll() is None:
-                    continue
-                log.close()
-                del running[slot]
-                status = "done" if process.returncode == 0 else f"FAILED ({process.returncode})"
-                print(f"{config.method:>10} class {config.normal_class} seed {config.seed}: {status}", flush=True)
-                if process.returncode:
-                    log_path = Path(config.out).with_suffix(".log")
-                    reason = _last_line(log_path) or f"exit code {process.returncode}"
-                    failures.append(f"{config.out}: {reason} (log: {log_path})")
-            time.sleep(0.2)
-    finally:
-        for _, process, _log in running.values():  # only on an interrupt or an error: stop what still runs
-            process.terminate()
-        for _, process, log in running.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            log.close()
-    if failures:
-        raise RunsFailed("runs failed: " + "; ".join(failures))
+def train_one(config: RunConfig, restart: bool = False) -> None:
+    """One run of a sweep, as a worker process trains it (:mod:`ood_explain.experiments.workers`); torch takes
+    its threads from the worker's ``OMP_NUM_THREADS``."""
+    run_experiment(config, resume=not restart, progress=False)
 
 
 # ---------------------------------------------------------------------------------------------- tables
@@ -470,7 +385,3 @@ def write_results(runs: pd.DataFrame, summary: pd.DataFrame, root: str | Path, h
     )
     table = format_summary(summary, seeds=len(seeds)).to_markdown()
     (root / "results.md").write_text(header + note + _settings_line(runs.attrs.get("settings", {})) + table + "\n")
-
-
-if __name__ == "__main__":  # one run of a sweep, in a subprocess (torch takes its threads from OMP_NUM_THREADS)
-    run_experiment(RunConfig(**json.loads(sys.argv[1])), resume="--restart" not in sys.argv[2:], progress=False)

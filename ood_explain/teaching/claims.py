@@ -39,7 +39,10 @@ from ood_explain.teaching.viz import norm_trajectories
 
 DATASET = "digits"
 PRESET = "lite"
-RESULTS = Path(__file__).resolve().parents[2] / "results" / "notebook-claims"
+RESULTS = Path(__file__).resolve().parents[2] / "results" / "notebook-claims"  # where `ood-explain claims` writes
+# What a notebook's "your run" cells compare with: claims.csv and statements.csv shipped inside the package (in
+# the repository, links to the files in RESULTS; a wheel holds copies), so they work outside the repository.
+EXPECTED = Path(__file__).resolve().parent / "notebook_claims"
 LOG_VARIABLE = "OOD_EXPLAIN_CLAIMS_LOG"
 ROUNDING = 1e-4  # runs.csv keeps 5 significant digits, claims.csv 4 decimals: a value on a bound counts as inside
 
@@ -929,7 +932,7 @@ class Verdict:
 
 
 def verdicts(
-    runs: list[Run], notebook: str, topic: str, retrace: bool = False, results: str | Path = RESULTS
+    runs: list[Run], notebook: str, topic: str, retrace: bool = False, results: str | Path = EXPECTED
 ) -> list[Verdict]:
     """The claims and statements of (`notebook`, `topic`) whose runs are among `runs` (matched by
     :func:`key_of`), each checked against those runs and the committed claims and statements files."""

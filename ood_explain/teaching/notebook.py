@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ood_explain import REPOSITORY, __version__
 from ood_explain.core import data, methods
 from ood_explain.core import methods as methods_module  # `methods` is also a parameter name below
 from ood_explain.core.machine import usable_cores
@@ -42,6 +43,7 @@ from ood_explain.experiments.runs import (
     run_experiment,
     score_table,
 )
+from ood_explain.teaching import static_figures
 
 TRACK_LIMIT = 300  # test images per side (ID, OOD) scored after tracked epochs
 TRACK_VIEWS = 4  # random views for the ensemble scores of tracked epochs
@@ -60,9 +62,10 @@ def fast_mode() -> bool:
     return os.environ.get("OOD_EXPLAIN_FAST", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def setup(threads: int | None = None, seed: int = 0) -> dict:
+def setup(threads: int | None = None, seed: int = 0, verbose: bool = True) -> dict:
     """Prepare a notebook kernel: torch threads (`threads`, else $OOD_EXPLAIN_THREADS, else 1) and a
-    seeded global RNG. Returns the settings it used, for the notebook to print.
+    seeded global RNG; print (`verbose`) and return what the notebook runs on: versions, device, preset,
+    threads, downloads, and the runs and data folders.
 
     Why one thread by default: the notebooks train small models whose many tiny operations make
     multi-threaded PyTorch spin-wait when the cores are shared with another job; on 2 busy cores we
@@ -72,13 +75,74 @@ def setup(threads: int | None = None, seed: int = 0) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     np.random.seed(seed)
-    return {
+    device = pick_device("auto")
+    env = {
+        "ood_explain": __version__,
+        "torch": torch.__version__,
+        "device": str(device),
         "fast": fast_mode(),
         "preset": default_preset(),
         "threads": threads,
+        "download": downloads_allowed(),
         "runs": str(runs_root()),
         "data": str(data.resolve_data_root()),
+        "static_figures": static_figures.enable(),
     }
+    if verbose:
+        print(environment_lines(env, torch.cuda.get_device_name(device) if device.type == "cuda" else None))
+    return env
+
+
+def environment_lines(env: dict, gpu: str | None = None) -> str:
+    """The lines :func:`setup` prints: what runs where, and how to change it."""
+    device = f"cuda ({gpu})" if gpu else f"{env['device']} (no GPU found: CPU-sized runs)"
+    runs = Path(env["runs"])
+    state = "finished runs there are reused" if runs.is_dir() else "a new folder: the runs will train"
+    return "\n".join(
+        [
+            f"ood-explain {env['ood_explain']} · torch {env['torch']} · device {device}",
+            f"preset {env['preset']}{' (fast mode: OOD_EXPLAIN_FAST=1)' if env['fast'] else ''} · "
+            f"{env['threads']} torch thread(s) (OOD_EXPLAIN_THREADS)",
+            f"runs: {runs} ({state}; OOD_EXPLAIN_RUNS moves them)",
+            f"data: {env['data']} (OOD_EXPLAIN_DATA) · downloads "
+            + ("on" if env["download"] else "off (OOD_EXPLAIN_DOWNLOAD=1 lets torchvision fetch missing datasets)"),
+            env["static_figures"],
+        ]
+    )
+
+
+SETUP_MARKER = "# Setup: installs ood-explain where it is missing"
+
+
+def setup_cell() -> str:
+    """The first code cell of every notebook (scripts/sync_setup_cells.py writes it, tests/test_setup_cell.py
+    checks it): install the package pinned to this version when it is not importable (Colab, a new
+    environment; ``$OOD_EXPLAIN_INSTALL`` names another source: a wheel, a fork, a path), then :func:`setup`."""
+    source = f"ood-explain[notebooks] @ git+{REPOSITORY}@v{__version__}"
+    return f"""# NBVAL_IGNORE_OUTPUT
+{SETUP_MARKER} (Colab, a new environment), then prints
+# what this notebook runs on. In the repository's own environment it installs nothing.
+import importlib.util, os, subprocess, sys
+
+if importlib.util.find_spec("ood_explain") is None:
+    SOURCE = os.environ.get("OOD_EXPLAIN_INSTALL", "{source}")
+    print("installing", SOURCE, "(a minute or two) ...", flush=True)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE], capture_output=True, text=True)
+    if pip.returncode:
+        raise SystemExit("could not install ood-explain: " + (pip.stderr.strip().splitlines() or ["pip failed"])[-1])
+    importlib.invalidate_caches()
+
+from ood_explain import notebook as nb
+
+env = nb.setup()  # torch threads (OOD_EXPLAIN_THREADS, default 1), seeds; prints device, versions, folders"""
+
+
+def downloads_allowed() -> bool:
+    """Whether notebooks may download missing datasets: $OOD_EXPLAIN_DOWNLOAD (1/0), else only on Colab."""
+    chosen = os.environ.get("OOD_EXPLAIN_DOWNLOAD", "").strip().lower()
+    if chosen:
+        return chosen in ("1", "true", "yes", "on")
+    return "COLAB_RELEASE_TAG" in os.environ or "COLAB_GPU" in os.environ
 
 
 @dataclass(frozen=True)
@@ -219,8 +283,9 @@ def config(
     ``<runs>/<preset>/<dataset>-<protocol>/<method>[-<oe>][-<k>shot]/class-<c>-<hash>``.
     The same settings in two notebooks share one run; changing any setting gives a new folder. An OE source
     given to a method without external OE is ignored (and not part of the name). `root`: instead of
-    :func:`runs_root`."""
+    :func:`runs_root`. Missing datasets are downloaded where :func:`downloads_allowed` (not part of the name)."""
     preset = preset or default_preset()
+    overrides.setdefault("download", downloads_allowed())
     base = resolve(
         RunConfig(
             dataset=dataset,
@@ -353,7 +418,7 @@ def load_or_run_all(
     todo = [c for c in configs if not reusable(c)]
     jobs = side_by_side(todo)
     if jobs > 1 and len(todo) > 1:
-        from ood_explain.experiments.sweeps import run_in_subprocesses
+        from ood_explain.experiments.workers import TRAIN_ONE, run_in_subprocesses
 
         threads = str(torch.get_num_threads())
         if verbose:
@@ -362,9 +427,9 @@ def load_or_run_all(
                 "kernel: the same numbers as one after the other)",
                 flush=True,
             )
-        worker = "ood_explain.teaching.notebook" if track else "ood_explain.experiments.sweeps"
+        target = "ood_explain.teaching.notebook:train_tracked" if track else TRAIN_ONE
         try:
-            run_in_subprocesses(todo, [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}] * jobs, worker=worker)
+            run_in_subprocesses(todo, [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}] * jobs, target=target)
         except KeyboardInterrupt:
             raise Interrupted(INTERRUPTED) from None
     return [load_or_run(c, track=track, verbose=verbose) for c in configs]
@@ -389,16 +454,19 @@ def auroc_table(runs: list[Run], score_names: list[str] | None = None, percent: 
 
 
 def pick_oe(preferred: str, fallback: str = "photos", root: str | None = None) -> str:
-    """`preferred` (a dataset name) if its files are in the data folder, else `fallback` with a note."""
+    """`preferred` (a dataset name) if its files are in the data folder (or torchvision can download them,
+    where :func:`downloads_allowed`), else `fallback` with a one-line note saying why."""
+    download = downloads_allowed()
     try:
-        data.load_dataset(preferred, "test", root)
+        data.load_dataset(preferred, "train", root, download=download)
         return preferred
-    except (data.DatasetNotFoundError, FileNotFoundError, RuntimeError):
-        print(f"OE dataset {preferred!r} is not in {data.resolve_data_root(root)}; using {fallback!r} instead")
+    except (data.DatasetNotFoundError, FileNotFoundError, RuntimeError) as error:
+        why = str(error).splitlines()[0] if download else f"it is not in {data.resolve_data_root(root)}"
+        print(f"OE dataset {preferred!r}: {why}; using {fallback!r} instead")
         return fallback
 
 
-if __name__ == "__main__":  # one tracked notebook run in a subprocess of load_or_run_all (threads: OMP_NUM_THREADS)
-    import sys
-
-    load_or_run(RunConfig(**json.loads(sys.argv[1])), progress=False, verbose=False)
+def train_tracked(config: RunConfig, restart: bool = False) -> None:
+    """One tracked notebook run, as a worker of :func:`load_or_run_all` trains it (threads: OMP_NUM_THREADS);
+    a notebook's runs always resume, so `restart` is not used."""
+    load_or_run(config, progress=False, verbose=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ood_explain.teaching.claims import LOG_VARIABLE, RESULTS, coverage, within
+from ood_explain.teaching.claims import EXPECTED, LOG_VARIABLE, coverage, within
 
 NOTEBOOKS = (
     "00_quickstart",
@@ -101,7 +101,7 @@ def check_notebooks(
     return report(out)
 
 
-def report(out: str | Path, results: str | Path = RESULTS) -> pd.DataFrame:
+def report(out: str | Path, results: str | Path = EXPECTED) -> pd.DataFrame:
     """Judge the values an earlier check logged in `out` against the claims files in `results` (the
     committed ones by default: a check run before they were regenerated is judged by the new ranges and
     counts) and write check.md and check.json; returns the verdicts."""

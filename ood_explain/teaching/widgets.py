@@ -31,6 +31,7 @@ from ood_explain.core import augment
 from ood_explain.core.augment import AugmentConfig
 from ood_explain.core.metrics import auroc
 from ood_explain.experiments.runs import evaluation_sets, id_and_ood, load_data
+from ood_explain.teaching import static_figures
 from ood_explain.teaching.extras import need
 from ood_explain.teaching.viz import ID_COLOR, OOD_COLOR, SCORE_LABELS, Figure
 
@@ -217,7 +218,34 @@ def rotation_grid(
 # ----------------------------------------------------------------------------- augmentation explorer
 
 
-class AugmentationExplorer:
+RUN_THE_CELL = (
+    "The figures are drawn by the running Python kernel: after reopening the notebook, run this cell again "
+    "to use the controls."
+)
+
+
+class Explorer:
+    """What the three explorers share: shown as their ipywidgets box (``self.widget``), with a fallback for
+    wherever widgets cannot run (a notebook reopened without its kernel, GitHub, nbviewer, an HTML export):
+    a plain-text and an HTML description that says to run the cell, and, with static figures on
+    (:mod:`ood_explain.teaching.static_figures`), a PNG snapshot of each of its figures as the cell left them."""
+
+    DESCRIPTION = ""
+    widget: Any
+
+    def figures(self) -> list:
+        """The plotly figures the snapshot shows."""
+        return []
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
+        text = f"{self.DESCRIPTION} {RUN_THE_CELL}"
+        bundle["text/plain"] = text
+        bundle["text/html"] = static_figures.snapshot_html(text, self.figures())
+        return bundle
+
+
+class AugmentationExplorer(Explorer):
     """Sliders for the SimCLR family T (crop scale, jitter strength, grayscale), a rotation applied after
     augmentation, and the random seed; the figure shows each image and `n_views` views of it.
 
@@ -225,10 +253,7 @@ class AugmentationExplorer:
     state (or, without widget state, the plain-text and HTML fallback of the output): both say to run the
     cell again, instead of leaving sliders over a plot that cannot change."""
 
-    RUN_THE_CELL = (
-        "The views are drawn by the running Python kernel: after reopening the notebook, run this "
-        "cell again to use the sliders."
-    )
+    DESCRIPTION = "Augmentation explorer (sliders for crop, jitter and rotation)."
 
     def __init__(self, images: torch.Tensor, n_views: int = 6, seed: int = 0) -> None:
         self.images = images
@@ -262,7 +287,7 @@ class AugmentationExplorer:
         self.figure = go.FigureWidget(augmentation_grid(images, n_views, self.config(), seed, title=self._title()))
         for control in self.controls:
             control.observe(self.update, names="value")
-        self.note = W.HTML(f"<span style='color:#666'>Note: {html.escape(self.RUN_THE_CELL)}</span>")
+        self.note = W.HTML(f"<span style='color:#666'>Note: {html.escape(RUN_THE_CELL)}</span>")
         self.widget = W.VBox([W.HBox([W.VBox(self.controls[:3]), W.VBox(self.controls[3:])]), self.note, self.figure])
 
     def config(self) -> AugmentConfig:
@@ -295,22 +320,14 @@ class AugmentationExplorer:
             self.figure.layout.title.text = self._title()
         keep_restorable(self.figure)
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        """The widget, with a text and an HTML fallback ("run the cell") for wherever the widget cannot be
-        shown: a notebook reopened without its widget state, nbviewer, an HTML export."""
-        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
-        bundle["text/plain"] = f"Augmentation explorer (sliders for crop, jitter and rotation). {self.RUN_THE_CELL}"
-        bundle["text/html"] = (
-            f"<p><b>Augmentation explorer</b> (sliders for crop, jitter and rotation). "
-            f"{html.escape(self.RUN_THE_CELL)}</p>"
-        )
-        return bundle
+    def figures(self) -> list:
+        return [self.figure]
 
 
 # ------------------------------------------------------------------------------------- norm dashboard
 
 
-class NormDashboard:
+class NormDashboard(Explorer):
     """Pick class, method, score and epoch; see histograms of the score for ID and OOD test images,
     the AUROC at that epoch, and the AUROC over the tracked epochs.
 
@@ -318,6 +335,8 @@ class NormDashboard:
     epoch; untracked ones only their final epoch). `scores`: the scores the dropdown offers (default: every
     score of the runs), so a notebook can keep out the ones it has not introduced yet.
     """
+
+    DESCRIPTION = "Norm dashboard (class, method, score and epoch; ID and OOD histograms, AUROC over epochs)."
 
     def __init__(self, runs: list, score: str = "norm", scores: list[str] | None = None) -> None:
         if not runs:
@@ -480,10 +499,8 @@ class NormDashboard:
         )
         self.auroc = value
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+    def figures(self) -> list:
+        return [self.histogram, self.curve]
 
 
 # -------------------------------------------------------------------------------------- UMAP explorer
@@ -492,9 +509,11 @@ class NormDashboard:
 SPACES = {"z": "raw z (projection head)", "z_hat": "normalized ẑ = z/‖z‖", "h": "backbone h"}
 
 
-class UmapExplorer:
+class UmapExplorer(Explorer):
     """UMAP maps of the features of ID and OOD images: raw z, normalized ẑ and backbone h, coloured by
     ID/OOD or by ‖z‖. Hovering over a point shows its image (``on_hover`` -> ``show``)."""
+
+    DESCRIPTION = "UMAP explorer (raw z, normalized ẑ or backbone h of ID and OOD test images; hover for the image)."
 
     def __init__(
         self,
@@ -623,7 +642,5 @@ class UmapExplorer:
         )
         self.shown = index
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+    def figures(self) -> list:
+        return [self.figure]

@@ -79,6 +79,7 @@ class Assignment:
     solution: Path
     tasks: tuple[Task, ...]
     grade_ids: frozenset[str]  # every cell's grade id (to recognise the notebook's submissions)
+    locked_sources: frozenset[str] = frozenset()  # the locked code cells as handed out (:func:`normal_source`)
 
     @property
     def points(self) -> float:
@@ -157,7 +158,17 @@ def load_assignment(path: Path) -> Assignment:
     if not tasks:
         raise AssignmentError(f"{path.name}: no graded cell (nbgrader metadata 'grade': true)")
     grade_ids = frozenset(grade_id for grade_id in map(cell_grade_id, cells) if grade_id is not None)
-    return Assignment(path.name[: -len(SOLUTION_SUFFIX)], path, tasks, grade_ids)
+    locked = frozenset(
+        normal_source(cell_source(cell))
+        for cell in cells
+        if cell.get("cell_type") == "code" and cell.get("metadata", {}).get("nbgrader", {}).get("locked")
+    )
+    return Assignment(path.name[: -len(SOLUTION_SUFFIX)], path, tasks, grade_ids, locked)
+
+
+def normal_source(source: str) -> str:
+    """A cell's source without trailing spaces and surrounding blank lines: what an edit must change."""
+    return "\n".join(line.rstrip() for line in source.strip().splitlines())
 
 
 def load_assignments(source: Path | None = None) -> dict[str, Assignment]:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ood_explain.teaching.classroom import worker
-from ood_explain.teaching.classroom.assignments import Assignment, Task, cell_grade_id, cell_source
+from ood_explain.teaching.classroom.assignments import Assignment, Task, cell_grade_id, cell_source, normal_source
 from ood_explain.teaching.classroom.sandbox import Limits
 
 SUBMISSION_STATUSES = {
@@ -256,29 +256,26 @@ def which_assignment(cells: list[dict[str, Any]], assignments: dict[str, Assignm
     return by_functions[0] if len(by_functions) == 1 else None
 
 
-def _normal(source: str) -> str:
-    return "\n".join(line.rstrip() for line in source.strip().splitlines())
-
-
 def tampering(cells: list[dict[str, Any]], assignment: Assignment) -> list[str]:
     """What the student did to the check cells or the checks (it never changes the grade)."""
     sources = {number: cell_source(cell) for number, cell in _code_cells(cells)}
     grade_ids = {number: cell_grade_id(cell) for number, cell in _code_cells(cells)}
     found = []
     for task in assignment.tasks:
-        pristine = _normal(task.check_source)
+        pristine = normal_source(task.check_source)
         tagged = [n for n, grade_id in grade_ids.items() if grade_id == task.grade_id]
-        same = [n for n, source in sources.items() if _normal(source) == pristine]
+        same = [n for n, source in sources.items() if normal_source(source) == pristine]
         if not tagged and not same:
             found.append(f"{task.grade_id}: the check cell was deleted")
         elif len(set(tagged) | set(same)) > 1:
             found.append(f"{task.grade_id}: the check cell is duplicated (cells {sorted(set(tagged) | set(same))})")
         for number in tagged:
-            if _normal(sources[number]) != pristine:
+            if normal_source(sources[number]) != pristine:
                 edited = sources[number].strip()[:80]
                 found.append(f"{task.grade_id}: the check cell (cell {number}) was edited to {edited!r}")
-    for number, source in sources.items():
-        found += [f"cell {number}: {what}" for what in _suspicious(source, assignment)]
+    for number, source in sources.items():  # a locked cell as handed out (the setup cell) is not suspicious
+        if normal_source(source) not in assignment.locked_sources:
+            found += [f"cell {number}: {what}" for what in _suspicious(source, assignment)]
     return found
 
 
