@@ -128,8 +128,10 @@ if importlib.util.find_spec("ood_explain") is None:
     SOURCE = os.environ.get("OOD_EXPLAIN_INSTALL", "{source}")
     print("installing", SOURCE, "(a minute or two) ...", flush=True)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE], capture_output=True, text=True)
-    if pip.returncode:
-        raise SystemExit("could not install ood-explain: " + (pip.stderr.strip().splitlines() or ["pip failed"])[-1])
+    if pip.returncode:  # one line: pip's first error (its last lines are advice)
+        lines = [line for line in pip.stderr.splitlines() if line.strip()]
+        first = ([line for line in lines if line.startswith("ERROR")] or lines or ["pip failed"])[0]
+        raise SystemExit(f"could not install ood-explain: {{first}}")
     importlib.invalidate_caches()
 
 from ood_explain import notebook as nb

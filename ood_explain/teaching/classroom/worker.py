@@ -64,6 +64,8 @@ def _environment(workdir: Path) -> None:
         PYTHONDONTWRITEBYTECODE="1",
         OMP_NUM_THREADS="1",
         MKL_NUM_THREADS="1",
+        OOD_EXPLAIN_STATIC_FIGURES="0",  # no browser for figures, no downloads: grading runs offline and alone
+        OOD_EXPLAIN_DOWNLOAD="0",
     )
     os.environ.pop("JPY_SESSION_NAME", None)
 
