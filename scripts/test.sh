@@ -8,6 +8,9 @@ bash "$repo/scripts/setup.sh"
 cd "$repo"
 export OOD_EXPLAIN_DATA="${OOD_EXPLAIN_DATA:-$(cd "$repo/.." && pwd)/shared/data}"
 export OOD_EXPLAIN_FAST="${OOD_EXPLAIN_FAST:-1}"
+# No PNG copies of the figures under nbval (a browser per notebook: about a minute in all);
+# tests/test_static_figures.py turns them on where it checks them.
+export OOD_EXPLAIN_STATIC_FIGURES="${OOD_EXPLAIN_STATIC_FIGURES:-0}"
 # Habits first (seconds): lint and format, types, the layers' import contract.
 "$repo/.venv/bin/ruff" check ood_explain
 "$repo/.venv/bin/ruff" format --check ood_explain

@@ -61,3 +61,18 @@ def test_records_say_what_each_method_needs():
     assert external == {"oecl", "hsc", "bce"}
     assert [name for name in methods.names() if methods.get(name).classifier] == ["bce"]
     assert methods.get("self-oecl").images_per_batch(64) == 32 and methods.get("oecl").images_per_batch(64) == 64
+
+
+def test_a_run_looks_its_method_up_once(tmp_path, monkeypatch):
+    """The config's method becomes its record once per run (resolve), and that record goes everywhere."""
+    looked_up, real = [], methods.get
+
+    def counting(name, source=None):
+        looked_up.append(name)
+        return real(name, source)
+
+    monkeypatch.setattr(methods, "get", counting)
+    config = RunConfig(dataset="digits", method="oecl", oe="photos", preset="smoke", device="cpu", test_limit=40,
+                       train_eval_limit=40, out=str(tmp_path / "run"))
+    run = experiments.run_experiment(config, progress=False)
+    assert looked_up == ["oecl"] and 0 <= run.metrics["auroc"] <= 1

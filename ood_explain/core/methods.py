@@ -175,6 +175,12 @@ def names() -> tuple[str, ...]:
     return tuple(REGISTRY)
 
 
+def record(method: str | Method) -> Method:
+    """`method` itself when it is a record already, else :func:`get` of its name: functions that a run calls
+    with its resolved record take a name too."""
+    return method if isinstance(method, Method) else get(method)
+
+
 def get(name: str, source: str | None = None) -> Method:
     """The record of `name`, loading the plugins (and `source`, the module a run folder names) when it is not
     registered yet; an unknown name is a ValueError listing the choices."""

@@ -16,7 +16,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -67,9 +67,12 @@ class TrainConfig:
     log_every: int = 20
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     method_params: dict = field(default_factory=dict)  # the method's own hyper-parameters (Method.params)
+    # the method's record when the caller has looked it up already (a run does, once); not a recorded setting
+    resolved: InitVar[Method | None] = None
 
-    def __post_init__(self) -> None:
-        method = methods.get(self.method)
+    def __post_init__(self, resolved: Method | None) -> None:
+        method = resolved if resolved is not None and resolved.name == self.method else methods.get(self.method)
+        self.record = method  # what training uses: the method is looked up once per configuration
         self.method_params = methods.resolve_params(method, self.method_params)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
@@ -163,7 +166,7 @@ class TrainingStep:
 def make_training_step(model: ContrastiveModel, config: TrainConfig, device: torch.device) -> TrainingStep:
     """Move `model` to `device` in the training memory format, convert BatchNorm and wrap it in DDP when
     several processes run, optionally compile it, and build the optimizer and the augmentation generator."""
-    method = methods.get(config.method)
+    method = config.record
     rank, world_size = world()
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     # Module.to takes device and memory_format together at runtime; torch's overloads lack that combination
@@ -407,7 +410,7 @@ def train(
     Raises :class:`NonFiniteLossError` if the loss becomes NaN/inf, and :class:`NonFiniteModelError` if the
     weights (or the model's output) are NaN/inf after an epoch; the checkpoint keeps the last good epoch.
     """
-    method = methods.get(config.method)
+    method = config.record
     check_images(id_images, "id_images (the ID training images)")
     if oe_images is not None:
         check_images(oe_images, "oe_images (the OE images)")

@@ -109,6 +109,11 @@ EVALUATION = ("views", "test_limit", "train_eval_limit")
 def resolve(config: RunConfig) -> RunConfig:
     """Validate names and fill unset fields from the preset (and the dataset's overrides). Settings the
     method ignores are cleared (an OE source for a method without external OE), so they are not recorded."""
+    return resolve_with_method(config)[0]
+
+
+def resolve_with_method(config: RunConfig) -> tuple[RunConfig, methods.Method]:
+    """:func:`resolve`, and the method's record it looked up: a run resolves its method once, here."""
     if config.preset not in PRESETS:
         raise ValueError(f"unknown preset {config.preset!r}; choose one of {', '.join(PRESETS)}")
     method = methods.get(config.method)
@@ -134,15 +139,16 @@ def resolve(config: RunConfig) -> RunConfig:
     if not method.external_oe:
         filled.update(oe=None, oe_shots=None)
     filled["method_params"] = methods.resolve_params(method, config.method_params) or None
-    return dataclasses.replace(config, **filled)
+    return dataclasses.replace(config, **filled), method
 
 
-def train_config(config: RunConfig) -> TrainConfig:
-    """The optimisation settings of a resolved run."""
+def train_config(config: RunConfig, method: methods.Method | None = None) -> TrainConfig:
+    """The optimisation settings of a resolved run (`method`: its record, when the caller has it)."""
     # resolve() fills these from the preset: every preset sets them
     assert config.epochs is not None and config.batch_size is not None and config.warmup_epochs is not None
     return TrainConfig(
         method=config.method,
+        resolved=method,
         epochs=config.epochs,
         batch_size=config.batch_size,
         lr=config.lr,
@@ -256,12 +262,12 @@ def load_split(config: RunConfig) -> tuple[data.Split, data.ImageSet]:
     return split, train_set
 
 
-def load_data(config: RunConfig) -> RunData:
-    """Load the split, the OE set and the evaluation sets of a resolved config. Raises before any
-    training when a test side is empty."""
+def load_data(config: RunConfig, method: methods.Method | None = None) -> RunData:
+    """Load the split, the OE set and the evaluation sets of a resolved config (`method`: its record, when the
+    caller has it). Raises before any training when a test side is empty."""
     split, train_set = load_split(config)
     oe = None
-    if methods.get(config.method).external_oe:
+    if methods.record(method or config.method).external_oe:
         outliers = train_set.subset(~torch.isin(train_set.labels, split.id_train.labels.unique()))
         assert config.oe is not None  # resolve() refuses a method with external OE and no OE source
         oe = data.load_oe(
@@ -286,12 +292,14 @@ def _where(config: RunConfig) -> str:
     return f" of {config.data_root}" if config.data_root else ""
 
 
-def make_model(config: RunConfig, in_channels: int) -> ContrastiveModel:
+def make_model(config: RunConfig, in_channels: int, method: methods.Method | None = None) -> ContrastiveModel:
     """The untrained model of a resolved config: its architecture, the dataset's input normalization, and a
-    classifier when the method has one."""
+    classifier when the method (`method`: its record, when the caller has it) has one."""
     mean, std = data.NORMALIZATION.get(config.dataset, (None, None))
     assert config.arch is not None  # resolve() fills it from the preset: every preset sets it
-    return build_model(config.arch, in_channels, mean, std, with_classifier=methods.get(config.method).classifier)
+    return build_model(
+        config.arch, in_channels, mean, std, with_classifier=methods.record(method or config.method).classifier
+    )
 
 
 # ------------------------------------------------------------------------------------------- scoring
@@ -300,7 +308,7 @@ def make_model(config: RunConfig, in_channels: int) -> ContrastiveModel:
 def score_table(
     model: ContrastiveModel,
     evaluation: EvaluationSets,
-    method: str,
+    method: str | methods.Method,
     views: int,
     seed: int = 0,
     device: torch.device | str | None = None,
@@ -314,7 +322,7 @@ def score_table(
     model.to(device)
     train = scores.extract_features(model, evaluation.train_sample.images.to(device), seed=seed, autocast=dtype)
     test = scores.extract_features(model, evaluation.test_images().to(device), views=views, seed=seed, autocast=dtype)
-    values = scores.all_scores(test, train, methods.get(method).own_scores)
+    values = scores.all_scores(test, train, methods.record(method).own_scores)
     return pd.DataFrame({"is_id": evaluation.is_id().astype(int), "label": evaluation.labels(), **values})
 
 
@@ -329,11 +337,11 @@ def id_and_ood(table: pd.DataFrame, score: str) -> tuple[np.ndarray, np.ndarray]
     return values[is_id], values[~is_id]
 
 
-def metrics_of(table: pd.DataFrame, method: str) -> dict:
+def metrics_of(table: pd.DataFrame, method: str | methods.Method) -> dict:
     """The main score's name and metrics at the top level, every score's metrics under ``scores``."""
     names = [c for c in table.columns if c not in ("is_id", "label")]
     per_score = {name: ood_metrics(*id_and_ood(table, name)) for name in names}
-    main = methods.get(method).judged_by(per_score)
+    main = methods.record(method).judged_by(per_score)
     return {"score": main, **per_score[main], "scores": per_score}
 
 
@@ -590,14 +598,14 @@ def run_experiment(
     written, ``--restart`` (resume=False) clears it first, two processes never write it at once, and
     ``metrics.json`` is written last. A finished folder is only rescored, and only under the same
     model-shaping settings (:func:`reusable`). Rank 0 does the evaluation; other ranks return None."""
-    config = resolve(config)
+    config, method = resolve_with_method(config)  # the one lookup of the method along the run
     out = Path(config.out)
     rank, _ = world()
     seed_everything(config.seed)
     device = pick_device(config.device)
-    run_data = run_data or load_data(config)
-    settings = train_config(config)
-    model = make_model(config, run_data.split.id_train.channels)
+    run_data = run_data or load_data(config, method)
+    settings = train_config(config, method)
+    model = make_model(config, run_data.split.id_train.channels, method)
     with folder_lock(out) if rank == 0 else contextlib.nullcontext():
         if rank == 0:
             prepare_folder(out, config, resume)
@@ -606,7 +614,7 @@ def run_experiment(
                 "train": dataclasses.asdict(settings),
                 "data": run_data.record(),
                 "settings": model_settings(config),
-                "plugin": methods.get(config.method).source,
+                "plugin": method.source,
             }
             (out / "config.json").write_text(json.dumps(record, indent=2))
         history = train(
@@ -626,11 +634,9 @@ def run_experiment(
             return None
         started = time.perf_counter()
         assert config.views is not None  # resolve() fills it from the preset: every preset sets it
-        table = score_table(
-            model, run_data.evaluation, config.method, config.views, config.seed, device, config.precision
-        )
+        table = score_table(model, run_data.evaluation, method, config.views, config.seed, device, config.precision)
         metrics = {
-            **metrics_of(table, config.method),
+            **metrics_of(table, method),
             "train_seconds": round(train_seconds, 2),
             "eval_seconds": round(time.perf_counter() - started, 2),
             "epochs": len(history),

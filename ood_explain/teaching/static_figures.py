@@ -50,6 +50,9 @@ def enable(setting: str | None = None) -> str:
     reason = "off" if setting in ("0", "off", "false", "no") else missing()
     if reason is not None and setting not in ("auto", "0", "off", "false", "no"):
         raise RuntimeError(f"{VARIABLE}={setting}: static figures need {reason}")
+    if reason is not None and "plotly.io" not in sys.modules:  # nothing to undo: leave plotly unimported
+        _state["enabled"] = False
+        return f"static figures: {reason if reason != 'off' else f'off ({VARIABLE}=0)'}"
     pio = need("plotly.io")
     names = [name for name in pio.renderers.default.split("+") if name and name != RENDERER]
     if reason is None:
