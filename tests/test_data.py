@@ -541,3 +541,16 @@ def test_load_oe_image_folder_without_a_folder(tmp_path, monkeypatch, source):
     with pytest.raises(ValueError, match="needs a folder"):
         data.check_oe_source(source)
     assert data.check_oe_source(f"imagefolder:{tmp_path}") == f"imagefolder:{tmp_path}"
+
+
+def test_one_resize_for_image_folders_benchmark_images_and_thumbnails():
+    """Image folders, the benchmark's images and TensorBoard's thumbnails all go through resize_square (the
+    digits keep their own float upsampling: merged, it moves pixels by one grey level at 28 px)."""
+    from ood_explain.tools import tensorboard
+
+    array = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    expected = data.resize_square(torch.from_numpy(array).permute(2, 0, 1)[None], 12)[0]
+    assert np.array_equal(data._to_array(Image.fromarray(array), "RGB", 12), expected.numpy())
+    images = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (2, 3, 64, 64), dtype=np.uint8))
+    assert torch.equal(tensorboard.thumbnails(images), data.resize_square(images, 32).float() / 255)
+    assert torch.equal(tensorboard.thumbnails(images[..., :16, :16]), images[..., :16, :16].float() / 255)

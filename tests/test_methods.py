@@ -37,7 +37,7 @@ def test_a_toy_method_added_through_the_registry_trains_end_to_end(toy_registere
                        device="cpu", out=str(tmp_path / "toy"), test_limit=80, train_eval_limit=80)
     run = experiments.run_experiment(config, progress=False)
     assert run.config.oe is None  # no external OE: the ignored setting is not recorded
-    assert run.config.batch_size == experiments.PRESETS["smoke"]["batch_size"] // 2  # its batch rule
+    assert run.config.batch_size == experiments.PRESETS["smoke"]["instances_per_batch"] // 2  # its batch rule
     assert run.metrics["score"] == "norm" and "minus_norm" in run.metrics["scores"]
     assert run.metrics["scores"]["minus_norm"]["auroc"] == pytest.approx(1 - run.metrics["scores"]["norm"]["auroc"])
     assert run.history["alpha"].tolist() == [0.0, 1.0]  # its OE term has the warm-up
@@ -76,3 +76,15 @@ def test_a_run_looks_its_method_up_once(tmp_path, monkeypatch):
                        train_eval_limit=40, out=str(tmp_path / "run"))
     run = experiments.run_experiment(config, progress=False)
     assert looked_up == ["oecl"] and 0 <= run.metrics["auroc"] <= 1
+
+
+def test_batch_size_counts_images_everywhere_and_a_preset_counts_instances():
+    """One unit: a run's batch_size, TrainConfig's and --batch-size are ID images per step; the preset says
+    instances, so self-OECL's run takes half as many images (each gives two ID instances, 0° and 90°)."""
+    preset = {**experiments.PRESETS["lite"], **experiments.DATASET_PRESETS[("digits", "lite")]}
+    assert "batch_size" not in preset and preset["instances_per_batch"] == 64
+    for method, images in (("simclr", 64), ("self-oecl", 32)):
+        config = experiments.resolve(RunConfig(dataset="digits", method=method, preset="lite"))
+        assert config.batch_size == images == experiments.train_config(config).batch_size
+    chosen = experiments.resolve(RunConfig(dataset="digits", method="self-oecl", preset="lite", batch_size=64))
+    assert experiments.train_config(chosen).batch_size == 64  # given by hand: images, as in TrainConfig

@@ -120,7 +120,7 @@ def test_a_failing_parallel_job_is_reported(tmp_path):
 def test_budget_study_runs_each_budget_and_plots_auroc_against_steps(tmp_path, data_root, monkeypatch):
     from ood_explain.experiments import runs as experiments
 
-    monkeypatch.setitem(experiments.PRESETS, "lite", {**experiments.PRESETS["lite"], "batch_size": 16,
+    monkeypatch.setitem(experiments.PRESETS, "lite", {**experiments.PRESETS["lite"], "instances_per_batch": 16,
                                                       "test_limit": 40, "train_eval_limit": 40, "views": 1})
     from ood_explain.teaching import viz
 

@@ -219,20 +219,16 @@ def _to_array(image: Image.Image, mode: str, size: int | None) -> np.ndarray:
         image = image.convert("RGBA")  # resolve palettes and composite transparency onto black
         background = Image.new("RGBA", image.size, (0, 0, 0, 255))
         image = Image.alpha_composite(background, image)
-    image = image.convert(mode)
-    if size is not None and image.size != (size, size):
-        scale = size / min(image.size)
-        new_w, new_h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
-        image = image.resize((new_w, new_h), Image.Resampling.BILINEAR)
-        left, top = (new_w - size) // 2, (new_h - size) // 2
-        image = image.crop((left, top, left + size, top + size))
-    array = np.asarray(image, dtype=np.uint8)
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    array = np.asarray(image.convert(mode), dtype=np.uint8)
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    if size is None or array.shape[1:] == (size, size):
+        return array
+    return resize_square(torch.from_numpy(np.ascontiguousarray(array))[None], size)[0].numpy()  # the one resize
 
 
 # Part of every ImageFolder cache key: bump it whenever decoding (_to_array) changes its output, so that
 # caches written by an older version are not read back.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: resized with resize_square (torch), no longer PIL
 
 
 def _cache_key(files: list[Path], extra: str) -> str:

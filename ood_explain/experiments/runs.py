@@ -31,12 +31,15 @@ from ood_explain.core.metrics import ood_metrics
 from ood_explain.core.models import ContrastiveModel, build_model
 from ood_explain.core.training import TrainConfig, autocast_dtype, train
 
+# A preset's batch counts contrastive instances per step (instances_per_batch); a run's batch_size counts ID
+# images, as TrainConfig's and --batch-size do: resolve() converts with the method's rows_per_image
+# (self-OECL: 64 instances = 32 images, each at 0° and 90°).
 PRESETS: dict[str, dict] = {
     # seconds on a CPU: for tests and CI
     "smoke": dict(
         arch="small-cnn",
         epochs=2,
-        batch_size=32,
+        instances_per_batch=32,
         max_steps_per_epoch=3,
         views=2,
         warmup_epochs=1,
@@ -47,20 +50,20 @@ PRESETS: dict[str, dict] = {
     "lite": dict(
         arch="small-cnn",
         epochs=6,
-        batch_size=128,
+        instances_per_batch=128,
         max_steps_per_epoch=25,
         views=4,
         warmup_epochs=1,
         train_eval_limit=2000,
     ),
     # the official hyper-parameters (plain SGD, lr 0.1, batch 64, 1000 epochs, 32 test views), for GPUs
-    "paper": dict(arch="resnet18-cifar", epochs=1000, batch_size=64, views=32, warmup_epochs=50),
+    "paper": dict(arch="resnet18-cifar", epochs=1000, instances_per_batch=64, views=32, warmup_epochs=50),
 }
 # Overrides where a dataset needs them: digits has ~120 training images per class.
 DATASET_PRESETS: dict[tuple[str, str], dict] = {
-    ("digits", "smoke"): dict(batch_size=32),
-    ("digits", "lite"): dict(epochs=60, batch_size=64, warmup_epochs=3),
-    ("digits", "paper"): dict(arch="small-cnn", batch_size=64),
+    ("digits", "smoke"): dict(instances_per_batch=32),
+    ("digits", "lite"): dict(epochs=60, instances_per_batch=64, warmup_epochs=3),
+    ("digits", "paper"): dict(arch="small-cnn", instances_per_batch=64),
     ("imagefolder", "paper"): dict(arch="resnet18"),
 }
 LEAVE_ONE_OUT_PAPER_EPOCHS = 500
@@ -85,7 +88,7 @@ class RunConfig:
     out: str = "runs/run"
     arch: str | None = None
     epochs: int | None = None
-    batch_size: int | None = None
+    batch_size: int | None = None  # ID images per step (a preset counts instances: see PRESETS)
     max_steps_per_epoch: int | None = None
     warmup_epochs: int | None = None
     alpha: float = TrainConfig.alpha  # the optimisation defaults are TrainConfig's, written once there
@@ -130,7 +133,7 @@ def resolve_with_method(config: RunConfig) -> tuple[RunConfig, methods.Method]:
     if config.epochs is not None and config.warmup_epochs is None and "warmup_epochs" in defaults:
         # A shorter (or longer) run keeps the preset's share of warm-up epochs (paper: 50 of 1000).
         defaults["warmup_epochs"] = round(defaults["warmup_epochs"] * config.epochs / defaults["epochs"])
-    defaults["batch_size"] = method.images_per_batch(defaults["batch_size"])
+    defaults["batch_size"] = method.images_per_batch(defaults.pop("instances_per_batch"))
     filled = {
         name: defaults[name]
         for name in defaults

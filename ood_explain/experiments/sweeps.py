@@ -187,7 +187,7 @@ def sweep(
 
 # What the rows and columns of a table vary over; every other setting is the same in every run of one root.
 TABLE_AXES = ("method", "normal_class", "seed")
-PER_METHOD = ("batch_size",)  # a preset's batch counts instances: self-OECL's holds half as many images
+PER_METHOD = ("batch_size",)  # images per step: from a preset's instances, self-OECL's is half the others'
 OE_ONLY = ("oe", "oe_shots")  # recorded only by methods with external OE
 
 

@@ -78,10 +78,8 @@ def load_images(root: str | os.PathLike | None, count: int, size: int = 32) -> t
         arrays = []
         for path in files:
             with Image.open(path) as opened:
-                image = opened.convert("RGB")
-                if image.size != (size, size):
-                    image = image.resize((size, size), Image.Resampling.BILINEAR)
-                arrays.append(np.asarray(image))
+                picture = torch.from_numpy(np.array(opened.convert("RGB"))).permute(2, 0, 1)[None]  # a copy
+            arrays.append(data.resize_square(picture, size)[0].permute(1, 2, 0).numpy())  # the package's resize
         if arrays:
             note = f"{len(arrays)} CIFAR-10 training JPEGs from {folder} (decoded"
             return np.stack(arrays), note + (f", resized to {size} px)" if size != 32 else ")")

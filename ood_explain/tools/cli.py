@@ -214,7 +214,12 @@ def _add_run_options(parser: argparse.ArgumentParser, single: bool) -> None:
     parser.add_argument(
         "--warmup-epochs", type=non_negative_int, default=None, help="epochs with alpha = 0 at the start"
     )
-    parser.add_argument("--batch-size", type=at_least_two, default=None)
+    parser.add_argument(
+        "--batch-size",
+        type=at_least_two,
+        default=None,
+        help="ID images per step (self-OECL makes two ID instances of each); default: the preset's",
+    )
     parser.add_argument("--arch", default=None, choices=models.ARCHITECTURES)
     parser.add_argument("--views", type=non_negative_int, default=None, help="random test-time views per image")
     parser.add_argument(

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ood_explain.core import data, scores
 from ood_explain.experiments.runs import Run, evaluation_sets, load_split
@@ -89,14 +88,10 @@ def embedding_sample(is_id: np.ndarray, count: int, seed: int) -> np.ndarray:
 
 
 def thumbnails(images: torch.Tensor, size: int = THUMBNAIL) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float (N, C, h, w) in [0, 1], the longer side at most `size` pixels."""
-    pictures = images.float() / 255
-    height, width = images.shape[-2:]
-    scale = size / max(height, width)
-    if scale >= 1:
-        return pictures
-    shape = (max(1, int(height * scale)), max(1, int(width * scale)))
-    return F.interpolate(pictures, size=shape, mode="bilinear", antialias=True).clamp(0, 1)
+    """uint8 (N, C, S, S) -> float (N, C, s, s) in [0, 1], at most `size` pixels a side (the package's one
+    resize, :func:`ood_explain.core.data.resize_square`)."""
+    side = images.shape[-1]
+    return (data.resize_square(images, size) if side > size else images).float() / 255
 
 
 def hyperparameters(run: Run) -> dict[str, bool | int | float | str]:
