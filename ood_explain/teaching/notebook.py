@@ -59,7 +59,12 @@ INTERRUPTED = "interrupted; run the cell again to resume"
 
 def fast_mode() -> bool:
     """True when the environment variable ``OOD_EXPLAIN_FAST`` is set to 1/true/yes (CI sets it)."""
-    return os.environ.get("OOD_EXPLAIN_FAST", "").strip().lower() in ("1", "true", "yes", "on")
+    return _switched_on(os.environ.get("OOD_EXPLAIN_FAST", ""))
+
+
+def _switched_on(value: str) -> bool:
+    """An environment switch: 1/true/yes/on (any case, spaces around) is on, anything else off."""
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def setup(threads: int | None = None, seed: int = 0, verbose: bool = True) -> dict:
@@ -141,9 +146,9 @@ env = nb.setup()  # torch threads (OOD_EXPLAIN_THREADS, default 1), seeds; print
 
 def downloads_allowed() -> bool:
     """Whether notebooks may download missing datasets: $OOD_EXPLAIN_DOWNLOAD (1/0), else only on Colab."""
-    chosen = os.environ.get("OOD_EXPLAIN_DOWNLOAD", "").strip().lower()
-    if chosen:
-        return chosen in ("1", "true", "yes", "on")
+    chosen = os.environ.get("OOD_EXPLAIN_DOWNLOAD", "")
+    if chosen.strip():
+        return _switched_on(chosen)
     return "COLAB_RELEASE_TAG" in os.environ or "COLAB_GPU" in os.environ
 
 

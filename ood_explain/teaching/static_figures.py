@@ -26,6 +26,7 @@ VARIABLE = "OOD_EXPLAIN_STATIC_FIGURES"
 EXTRA = "pip install 'ood-explain[figures]'"
 RENDERER = "ood_explain_png"
 WIDTH = 1000  # px of a figure without its own width; its height is its own, else plotly's 500
+ON, OFF = ("1", "on", "true", "yes"), ("0", "off", "false", "no")
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 _state: dict[str, Any] = {"enabled": False, "server": False}
 
@@ -45,24 +46,26 @@ def enable(setting: str | None = None) -> str:
     """Turn PNG copies on or off as `setting` (default ``$OOD_EXPLAIN_STATIC_FIGURES``, else ``auto``) says;
     returns the status line :func:`ood_explain.teaching.notebook.setup` prints."""
     setting = (setting or os.environ.get(VARIABLE) or "auto").strip().lower()
-    if setting not in ("auto", "1", "0", "on", "off", "true", "false", "yes", "no"):
+    if setting not in ("auto", *ON, *OFF):
         raise ValueError(f"{VARIABLE} must be auto, 1 or 0, got {setting!r}")
-    reason = "off" if setting in ("0", "off", "false", "no") else missing()
-    if reason is not None and setting not in ("auto", "0", "off", "false", "no"):
+    reason = "off" if setting in OFF else missing()
+    if reason is not None and setting in ON:
         raise RuntimeError(f"{VARIABLE}={setting}: static figures need {reason}")
+    _state["enabled"] = reason is None
+    status = (
+        "static figures: a PNG beside each figure, for GitHub, nbviewer and HTML exports"
+        if reason is None
+        else f"static figures: {reason if reason != 'off' else f'off ({VARIABLE}=0)'}"
+    )
     if reason is not None and "plotly.io" not in sys.modules:  # nothing to undo: leave plotly unimported
-        _state["enabled"] = False
-        return f"static figures: {reason if reason != 'off' else f'off ({VARIABLE}=0)'}"
+        return status
     pio = need("plotly.io")
     names = [name for name in pio.renderers.default.split("+") if name and name != RENDERER]
     if reason is None:
         pio.renderers[RENDERER] = _png_renderer()
         names.append(RENDERER)
     pio.renderers.default = "+".join(names)
-    _state["enabled"] = reason is None
-    if reason is None:
-        return "static figures: a PNG beside each figure, for GitHub, nbviewer and HTML exports"
-    return f"static figures: {reason if reason != 'off' else f'off ({VARIABLE}=0)'}"
+    return status
 
 
 def enabled() -> bool:
