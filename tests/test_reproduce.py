@@ -78,7 +78,8 @@ def test_a_subprocess_run_gets_the_whole_config():
                                compile=True, alpha=0.1, views=8, out="x"))
     task = json.loads(workers.task_line(config, restart=True))
     assert RunConfig(**task["config"]) == config and task["restart"]  # every field, not a subset of flags
-    assert workers.worker_command()[1:] == ["-m", "ood_explain.experiments.workers", workers.TRAIN_ONE]
+    assert task["target"] == workers.TRAIN_ONE  # each task names what the worker does with it
+    assert workers.worker_command()[1:] == ["-m", "ood_explain.experiments.workers"]
 
 
 def test_cifar_table_adds_the_paper_row(tmp_path, data_root, monkeypatch):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import threading
+import time
 
 import pandas as pd
 import pytest
@@ -13,6 +15,7 @@ import torch
 
 from ood_explain import notebook, sweeps
 from ood_explain.experiments import workers
+from ood_explain.teaching import background, diagnostics
 
 
 def smoke_configs(root) -> list:
@@ -86,7 +89,74 @@ def test_kernel_interrupt_is_one_line(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(workers, "run_in_subprocesses", interrupted)
+    monkeypatch.setattr(background.Background, "wait", interrupted)
+    monkeypatch.setattr(background.Pool, "poll", lambda self: [])  # nothing starts: only the waiting is tested
     with pytest.raises(notebook.Interrupted, match="interrupted; run the cell again to resume") as caught:
         notebook.load_or_run_all(smoke_configs(tmp_path))
     assert caught.value._render_traceback_() == [notebook.INTERRUPTED]
+    notebook.background().cancel()
+
+
+SLEEPY_WORKER = """
+import time
+
+def nap(config, restart):
+    time.sleep(60)
+"""
+
+
+def test_an_interrupt_while_waiting_stops_the_background_workers(tmp_path, monkeypatch):
+    (tmp_path / "sleepy.py").write_text(SLEEPY_WORKER)
+    pool = background.Background([{"PYTHONPATH": str(tmp_path)}])
+    job = workers.Job(notebook.config("simclr", 0, preset="smoke", root=tmp_path), "sleepy:nap")
+    pool.submit([job])
+    while not pool.pool.running():  # the thread starts it
+        time.sleep(0.05)
+    process = next(iter(pool.pool.workers.values())).process
+    real_wait = pool.changed.wait
+
+    def interrupt_the_main_thread(*args, **kwargs):  # Kernel > Interrupt reaches the main thread only
+        if threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(pool.changed, "wait", interrupt_the_main_thread)
+    with pytest.raises(KeyboardInterrupt):
+        pool.wait([job])
+    assert process.poll() is not None and not pool.has(job) and pool.idle()
+
+
+def test_the_pool_starts_the_longest_jobs_first_and_a_waited_job_goes_first(tmp_path):
+    simclr, oecl = smoke_configs(tmp_path)
+    self_oecl = notebook.config("self-oecl", 3, preset="smoke", root=tmp_path)
+    loco = notebook.config("oecl", 0, preset="smoke", oe="photos", protocol="leave-one-out", root=tmp_path)
+    pool = workers.Pool([{}])  # nothing starts before poll()
+    queued = pool.submit(workers.Job(c) for c in (simclr, oecl, self_oecl, loco, simclr))
+    assert len(queued) == 4  # the same job twice is one job
+    assert [job.config for job in pool.pending] == [loco, self_oecl, oecl, simclr]
+    assert pool.submit([workers.Job(oecl)]) == []  # already queued
+    pool.promote([workers.Job(simclr).key, workers.Job(oecl).key])
+    assert [job.config for job in pool.pending] == [oecl, simclr, loco, self_oecl]
+
+
+@pytest.mark.slow
+def test_runs_and_a_trace_in_the_background_give_the_numbers_of_the_kernel(tmp_path, monkeypatch, capsys):
+    torch.set_num_threads(1)
+    traced = dict(epochs=3)
+    serial = notebook.load_or_run(notebook.config("simclr", 0, preset="smoke", root=tmp_path / "serial", **traced),
+                                  progress=False, verbose=False)
+    serial_trace = diagnostics.batchnorm_trace(serial.config, notebook.tracked_epochs(3))
+    monkeypatch.setenv("OOD_EXPLAIN_JOBS", "2")
+    configs = [notebook.config("simclr", 0, preset="smoke", root=tmp_path / "parallel", **traced),
+               notebook.config("oecl", 1, preset="smoke", oe="photos", root=tmp_path / "parallel")]
+    assert notebook.train_in_background(configs) == configs
+    diagnostics.trace_in_background(configs[0])
+    assert "started 2 job(s) in the background, 2 side by side" in capsys.readouterr().out
+    trace = diagnostics.batchnorm_trace(configs[0], notebook.tracked_epochs(3))  # waits for the worker's trace
+    assert "waiting for 1 job(s)" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(trace, serial_trace)
+    runs = notebook.load_or_run_all(configs)
+    assert not runs[0].trained_now and runs[0].metrics["scores"] == serial.metrics["scores"]
+    for name in ("scores.csv", "epoch_scores.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(serial.path / name), pd.read_csv(runs[0].path / name))
+    assert notebook.background().idle() and notebook.train_in_background(configs) == []  # finished: nothing

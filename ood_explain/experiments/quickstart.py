@@ -11,8 +11,8 @@ from ood_explain.core import methods
 from ood_explain.experiments.runs import RunConfig
 from ood_explain.experiments.sweeps import sweep
 
-# Longest runs first (self-OECL ~38 s, OECL ~12 s, SimCLR ~8 s on 2 AVX2 cores), so that the workers finish
-# together; the table's columns follow the registry's order, not this one.
+# The workers start the longest runs first (self-OECL ~38 s, OECL ~12 s, SimCLR ~8 s on 2 AVX2 cores: see
+# workers.expected_cost); the table's columns follow the registry's order.
 QUICKSTART_METHODS = [methods.SELF_OECL.name, methods.OECL.name, methods.SIMCLR.name]
 # The digits are 8x8: 16 px keeps every pixel and costs a third of 28 px's convolutions (the notebooks' size),
 # which is what brings the 27 runs to about 5 minutes on 2 cores without AVX-512.

@@ -22,6 +22,10 @@ from ood_explain.core.metrics import auroc
 from ood_explain.core.models import ContrastiveModel
 from ood_explain.core.scores import extract_features
 from ood_explain.experiments.runs import RunConfig, load_data, resolve, run_experiment
+from ood_explain.experiments.workers import Job
+from ood_explain.teaching import notebook
+
+TRACE = "ood_explain.teaching.diagnostics:trace_tracked_epochs"  # the workers' target of a background trace
 
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -53,13 +57,17 @@ def mean_norms(model: ContrastiveModel, id_images: torch.Tensor, ood_images: tor
 
 def batchnorm_trace(config: RunConfig, epochs: list[int], views_per_image: int = 8) -> pd.DataFrame:
     """Train `config` (CPU) into ``<out>-batchnorm`` and, after each of `epochs`, score its ID and OOD test
-    images with BatchNorm's running averages and with recomputed statistics. Loaded from ``trace.csv``
-    when that folder holds it. Columns: epoch, train_view_norm (history), running_id, running_ood,
+    images with BatchNorm's running averages and with recomputed statistics. Waits for the trace when the
+    kernel's workers have it (:func:`trace_in_background`); loaded from ``trace.csv`` when that folder holds
+    one of the same epochs. Columns: epoch, train_view_norm (history), running_id, running_ood,
     running_auroc, recomputed_id, recomputed_ood, recomputed_auroc."""
+    notebook.wait_for([Job(config, TRACE)])
     config = resolve(dataclasses.replace(config, out=str(config.out) + "-batchnorm", device="cpu"))
     saved = Path(config.out) / "trace.csv"
-    if saved.exists():
-        return pd.read_csv(saved)
+    assert config.epochs is not None  # resolve() fills it from the preset
+    wanted = sorted({e for e in epochs if 1 <= e <= config.epochs})
+    if saved.exists() and (trace := pd.read_csv(saved))["epoch"].tolist() == wanted:
+        return trace
     data = load_data(config)
     id_test, ood_test = data.split.id_test.images, data.split.ood_test.images
     generator = augment.make_generator(config.seed, torch.device("cpu"))
@@ -81,6 +89,19 @@ def batchnorm_trace(config: RunConfig, epochs: list[int], views_per_image: int =
             )
 
     run_experiment(config, resume=False, progress=False, on_epoch_end=score)  # every epoch, in one go
-    trace = pd.DataFrame(rows)
-    trace.to_csv(saved, index=False, float_format="%.5g")
-    return trace
+    pd.DataFrame(rows).to_csv(saved, index=False, float_format="%.5g")
+    return pd.read_csv(saved)  # what was saved: the first call and every later one give the same numbers
+
+
+def trace_tracked_epochs(config: RunConfig, restart: bool = False) -> None:
+    """A worker's job (:data:`TRACE`): :func:`batchnorm_trace` of `config` at its tracked epochs, as notebooks
+    02 and 03 draw it (`restart` is not used: a trace is always made from scratch)."""
+    assert config.epochs is not None
+    batchnorm_trace(config, notebook.tracked_epochs(config.epochs))
+
+
+def trace_in_background(config: RunConfig, verbose: bool = True) -> None:
+    """Start :func:`trace_tracked_epochs` of `config` in the kernel's workers (unless its trace.csv is there);
+    :func:`batchnorm_trace` waits for it."""
+    if not (Path(str(config.out) + "-batchnorm") / "trace.csv").exists():
+        notebook.start_in_background([Job(config, TRACE)], verbose)

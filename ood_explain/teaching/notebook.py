@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import overload
@@ -43,7 +44,9 @@ from ood_explain.experiments.runs import (
     run_experiment,
     score_table,
 )
+from ood_explain.experiments.workers import TRAIN_ONE, Job
 from ood_explain.teaching import static_figures
+from ood_explain.teaching.background import Background
 
 TRACK_LIMIT = 300  # test images per side (ID, OOD) scored after tracked epochs
 TRACK_VIEWS = 4  # random views for the ensemble scores of tracked epochs
@@ -356,13 +359,98 @@ class EpochTracker:
 # ------------------------------------------------------------------------------------------ load-or-run
 
 
+TRACKED = "ood_explain.teaching.notebook:train_tracked"  # the workers' target of a tracked notebook run
+_background: Background | None = None  # the kernel's workers, made on first use
+
+
+def job_of(config: RunConfig, track: bool = True) -> Job:
+    """The worker job that trains `config` as :func:`load_or_run` would (tracked or not)."""
+    return Job(config, TRACKED if track else TRAIN_ONE)
+
+
+def kernel_slots(threads: int | None = None) -> int:
+    """Workers this kernel may run at once: ``$OOD_EXPLAIN_JOBS`` if set, else the usable CPU cores divided by
+    the kernel's torch threads (`threads`, default :func:`torch.get_num_threads`)."""
+    wanted = os.environ.get("OOD_EXPLAIN_JOBS", "").strip()
+    if wanted:
+        if not wanted.isdigit() or int(wanted) < 1:
+            raise ValueError(f"OOD_EXPLAIN_JOBS must be a whole number of at least 1, got {wanted!r}")
+        return int(wanted)
+    return max(1, usable_cores() // (threads or torch.get_num_threads()))
+
+
+def side_by_side(configs: list[RunConfig], threads: int | None = None) -> int:
+    """How many runs :func:`load_or_run_all` trains at once: :func:`kernel_slots`, at most one per run; 1 on a
+    GPU (the runs would share it)."""
+    if any(pick_device(c.device).type != "cpu" for c in configs):
+        return 1
+    return max(1, min(kernel_slots(threads), len(configs)))
+
+
+def background() -> Background:
+    """The kernel's workers (:mod:`ood_explain.teaching.background`), each with the kernel's torch threads."""
+    global _background
+    threads = str(torch.get_num_threads())
+    slots = [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}] * kernel_slots()
+    if _background is None or (_background.idle() and _background.pool.slots != slots):  # settings changed
+        _background = Background(slots)
+    return _background
+
+
+def _queued(job: Job) -> bool:
+    return _background is not None and _background.has(job)
+
+
+def wait_for(jobs: list[Job], verbose: bool = True) -> None:
+    """Wait for those of `jobs` that the kernel's workers have queued or running (those queued go first); an
+    interrupt stops the workers and is one line (:class:`Interrupted`)."""
+    waiting = [job for job in jobs if _queued(job)]
+    if not waiting:
+        return
+    assert _background is not None
+    if verbose:
+        print(f"waiting for {len(waiting)} job(s) training in the background ...", flush=True)
+    try:
+        _background.wait(waiting, verbose)
+    except KeyboardInterrupt:
+        raise Interrupted(INTERRUPTED) from None
+
+
+def start_in_background(jobs: list[Job], verbose: bool = True) -> list[Job]:
+    """Queue `jobs` in the kernel's workers and return at once (the cells that need them wait); nothing starts
+    where only one run fits at a time (a GPU, one core: each cell then trains its own runs)."""
+    if not jobs:
+        return []
+    if side_by_side([job.config for job in jobs] * 2) < 2:
+        if verbose:
+            print("one run at a time here: each cell trains the runs it needs when it runs")
+        return []
+    new = background().submit(jobs)
+    if verbose and new:
+        print(
+            f"started {len(new)} job(s) in the background, {background().slots} side by side "
+            f"({torch.get_num_threads()} torch thread(s) each, as in this kernel: the same numbers as one after "
+            "the other); read on, the cells that need them wait",
+            flush=True,
+        )
+    return new
+
+
+def train_in_background(configs: Iterable[RunConfig], track: bool = True, verbose: bool = True) -> list[RunConfig]:
+    """Start training the runs of `configs` that are not finished, side by side in the kernel's workers, and
+    return at once; :func:`load_or_run` and :func:`load_or_run_all` wait for theirs. Returns the runs started."""
+    todo = [c for c in configs if not reusable(c)]
+    return [job.config for job in start_in_background([job_of(c, track) for c in todo], verbose)]
+
+
 def load_or_run(config: RunConfig, track: bool = True, progress: bool = True, verbose: bool = True) -> Run:
     """Load the finished run of `config`, or train it first (resuming from a checkpoint when one
     exists). With `track`, the test subset is scored at about a dozen epochs spread over the training
-    (:func:`tracked_epochs`; epoch_scores.csv). A finished folder is loaded only when it was made with the
-    same settings (:func:`ood_explain.experiments.reusable`, the one reuse rule; another setting that shapes
-    the model is a ValueError naming it)."""
+    (:func:`tracked_epochs`; epoch_scores.csv). A run training in the background is waited for. A finished
+    folder is loaded only when it was made with the same settings (:func:`ood_explain.experiments.reusable`,
+    the one reuse rule; another setting that shapes the model is a ValueError naming it)."""
     out = Path(config.out)
+    wait_for([job_of(config, track)], verbose)
     if reusable(config):
         run = Run.load(out)
         if verbose:
@@ -389,21 +477,6 @@ def load_or_run(config: RunConfig, track: bool = True, progress: bool = True, ve
     return run
 
 
-def side_by_side(configs: list[RunConfig], threads: int | None = None) -> int:
-    """How many runs :func:`load_or_run_all` trains at once: ``$OOD_EXPLAIN_JOBS`` if set, else the usable
-    CPU cores divided by the kernel's torch threads (`threads`, default :func:`torch.get_num_threads`), at
-    most one per run; 1 on a GPU (the runs would share it)."""
-    if any(pick_device(c.device).type != "cpu" for c in configs):
-        return 1
-    wanted = os.environ.get("OOD_EXPLAIN_JOBS", "").strip()
-    if wanted:
-        if not wanted.isdigit() or int(wanted) < 1:
-            raise ValueError(f"OOD_EXPLAIN_JOBS must be a whole number of at least 1, got {wanted!r}")
-        return min(int(wanted), max(1, len(configs)))
-    cores = usable_cores()
-    return max(1, min(cores // (threads or torch.get_num_threads()), len(configs)))
-
-
 @overload
 def load_or_run_all(configs: list[RunConfig], track: bool = ..., verbose: bool = ...) -> list[Run]: ...
 
@@ -416,29 +489,23 @@ def load_or_run_all(
     configs: list[RunConfig] | dict[str, RunConfig], track: bool = True, verbose: bool = True
 ) -> list[Run] | dict[str, Run]:
     """:func:`load_or_run` of every config (a list gives a list, a dict a dict with the same keys), in order;
-    the runs still to train are trained first, side by side
-    in subprocesses (:func:`side_by_side` of them at once), each with the kernel's torch thread count, so the
-    numbers are those of training them one after the other here. Kernel > Interrupt stops them with one line
-    (the interrupted runs resume from their checkpoints when the cell runs again)."""
+    the runs still to train are trained first, side by side in the kernel's workers (:func:`side_by_side` of
+    them at once, the longest first), each with the kernel's torch thread count, so the numbers are those of
+    training them one after the other here. Kernel > Interrupt stops them with one line (the interrupted runs
+    resume from their checkpoints when the cell runs again)."""
     if isinstance(configs, dict):
         return dict(zip(configs, load_or_run_all(list(configs.values()), track, verbose)))
     todo = [c for c in configs if not reusable(c)]
-    jobs = side_by_side(todo)
-    if jobs > 1 and len(todo) > 1:
-        from ood_explain.experiments.workers import TRAIN_ONE, run_in_subprocesses
-
-        threads = str(torch.get_num_threads())
-        if verbose:
+    jobs = [job_of(c, track) for c in todo]
+    if side_by_side(todo) > 1 and len(todo) > 1:
+        new = background().submit(jobs)
+        if verbose and new:
             print(
-                f"training {len(todo)} runs, {jobs} side by side ({threads} torch thread(s) each, as in this "
-                "kernel: the same numbers as one after the other)",
+                f"training {len(new)} runs, {background().slots} side by side ({torch.get_num_threads()} torch "
+                "thread(s) each, as in this kernel: the same numbers as one after the other)",
                 flush=True,
             )
-        target = "ood_explain.teaching.notebook:train_tracked" if track else TRAIN_ONE
-        try:
-            run_in_subprocesses(todo, [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}] * jobs, target=target)
-        except KeyboardInterrupt:
-            raise Interrupted(INTERRUPTED) from None
+    wait_for(jobs, verbose)
     return [load_or_run(c, track=track, verbose=verbose) for c in configs]
 
 
