@@ -29,7 +29,10 @@ def test_load_or_run_tracks_epochs_and_loads_the_second_time(runs):
     first = runs[0]
     assert first.trained_now
     assert sorted(first.epoch_scores["epoch"].unique()) == [1, 2]
-    assert {"norm", "norm_of_mean", "knn"} <= set(first.epoch_scores.columns)
+    assert {"norm", "cosine_nn", "knn"} <= set(first.epoch_scores.columns)
+    assert "norm_of_mean" not in first.epoch_scores and "norm_of_mean" in first.scores  # the final model only
+    last = first.epoch_scores[first.epoch_scores["epoch"] == 2]  # the final model, on the same seeded subset
+    np.testing.assert_allclose(last["norm"].to_numpy(), first.scores["norm"].to_numpy(), rtol=1e-5)
     again = notebook.load_or_run(dataclasses.replace(first.config, out=str(first.path)), verbose=False)
     assert not again.trained_now and again.auroc() == first.auroc()
     assert notebook.config("simclr", 0, preset="smoke").out != notebook.config("simclr", 0, preset="smoke", lr=0.05).out
@@ -63,8 +66,10 @@ def test_norm_dashboard_callbacks(runs):
 
 @pytest.mark.slow
 def test_norm_dashboard_offers_only_the_scores_a_notebook_introduced(runs):
-    dashboard = widgets.NormDashboard(runs, scores=["norm", "norm_of_mean"])
-    assert [value for _, value in dashboard.score_control.options] == ["norm", "norm_of_mean"]
+    dashboard = widgets.NormDashboard(runs, scores=["norm", "knn"])
+    assert [value for _, value in dashboard.score_control.options] == ["norm", "knn"]
+    with pytest.raises(ValueError, match="no run here has per-epoch scores norm_of_mean"):
+        widgets.NormDashboard(runs, scores=["norm", "norm_of_mean"])
 
 
 def test_augmentation_explorer_callbacks():

@@ -344,6 +344,13 @@ class NormDashboard(Explorer):
         self.allowed_scores = scores
         self.runs = {(run.normal_class, run.label): run for run in runs}
         self._tables: dict[tuple[int, str], pd.DataFrame] = {}
+        missing = sorted(set(scores or ()) - {s for key in self.runs for s in self._scores(key, restricted=False)})
+        if missing:
+            raise ValueError(
+                f"no run here has per-epoch scores {', '.join(missing)}; tracked epochs score "
+                f"{', '.join(self._scores(next(iter(self.runs)), restricted=False))} (the ensemble scores only "
+                "the final model: run.scores)"
+            )
         classes = sorted({c for c, _ in self.runs})
         first = next(iter(self.runs))
         self.class_control = W.Dropdown(options=classes, value=first[0], description="class")
@@ -415,13 +422,11 @@ class NormDashboard(Explorer):
             self._tables[key] = self.runs[key].epochs_table()
         return self._tables[key]
 
-    def _scores(self, key: tuple[int, str]) -> list[str]:
+    def _scores(self, key: tuple[int, str], restricted: bool = True) -> list[str]:
+        """The per-epoch scores of a run, those the notebook allowed (`restricted`) or all of them."""
         fixed = {"epoch", "index", "is_id", "label"}
-        return [
-            c
-            for c in self.table(key).columns
-            if c not in fixed and (self.allowed_scores is None or c in self.allowed_scores)
-        ]
+        allowed = self.allowed_scores if restricted else None
+        return [c for c in self.table(key).columns if c not in fixed and (allowed is None or c in allowed)]
 
     def _epochs(self, key: tuple[int, str]) -> list[int]:
         return sorted(int(e) for e in self.table(key)["epoch"].unique())
