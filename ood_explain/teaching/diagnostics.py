@@ -102,6 +102,10 @@ def trace_tracked_epochs(config: RunConfig, restart: bool = False) -> None:
 
 def trace_in_background(config: RunConfig, verbose: bool = True) -> None:
     """Start :func:`trace_tracked_epochs` of `config` in the kernel's workers (unless its trace.csv is there);
-    :func:`batchnorm_trace` waits for it."""
-    if not (Path(str(config.out) + "-batchnorm") / "trace.csv").exists():
-        notebook.start_in_background([Job(config, TRACE)], verbose)
+    :func:`batchnorm_trace` waits for it. A trace costs more than its run (it scores the full test set twice
+    per tracked epoch): start it before the runs, so that it does not finish last."""
+    if (Path(str(config.out) + "-batchnorm") / "trace.csv").exists():
+        if verbose:
+            print("the BatchNorm trace is in the runs folder: its cell loads it")
+        return
+    notebook.start_in_background([Job(config, TRACE)], verbose)

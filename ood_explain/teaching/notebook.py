@@ -442,7 +442,10 @@ def start_in_background(jobs: list[Job], verbose: bool = True) -> list[Job]:
 def train_in_background(configs: Iterable[RunConfig], track: bool = True, verbose: bool = True) -> list[RunConfig]:
     """Start training the runs of `configs` that are not finished, side by side in the kernel's workers, and
     return at once; :func:`load_or_run` and :func:`load_or_run_all` wait for theirs. Returns the runs started."""
+    configs = list(configs)
     todo = [c for c in configs if not reusable(c)]
+    if verbose and not todo:
+        print(f"all {len(configs)} run(s) are finished in the runs folder: the cells load them")
     return [job.config for job in start_in_background([job_of(c, track) for c in todo], verbose)]
 
 
