@@ -149,9 +149,12 @@ def test_runs_and_a_trace_in_the_background_give_the_numbers_of_the_kernel(tmp_p
     monkeypatch.setenv("OOD_EXPLAIN_JOBS", "2")
     configs = [notebook.config("simclr", 0, preset="smoke", root=tmp_path / "parallel", **traced),
                notebook.config("oecl", 1, preset="smoke", oe="photos", root=tmp_path / "parallel")]
-    assert notebook.train_in_background(configs) == configs
     diagnostics.trace_in_background(configs[0])
-    assert "started 2 job(s) in the background, 2 side by side" in capsys.readouterr().out
+    notebook.train_in_background(configs)
+    assert all(notebook.background().has(notebook.job_of(c)) for c in configs)  # queued or running already
+    said = capsys.readouterr().out
+    assert "started the BatchNorm trace of simclr, class 0 in the background (2 side by side" in said
+    assert "started 2 run(s) in the background" in said
     trace = diagnostics.batchnorm_trace(configs[0], notebook.tracked_epochs(3))  # waits for the worker's trace
     assert "waiting for 1 job(s)" in capsys.readouterr().out
     pd.testing.assert_frame_equal(trace, serial_trace)
@@ -159,4 +162,5 @@ def test_runs_and_a_trace_in_the_background_give_the_numbers_of_the_kernel(tmp_p
     assert not runs[0].trained_now and runs[0].metrics["scores"] == serial.metrics["scores"]
     for name in ("scores.csv", "epoch_scores.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(serial.path / name), pd.read_csv(runs[0].path / name))
-    assert notebook.background().idle() and notebook.train_in_background(configs) == []  # finished: nothing
+    notebook.train_in_background(configs)
+    assert notebook.background().idle() and "all 2 run(s) are finished" in capsys.readouterr().out

@@ -108,4 +108,6 @@ def trace_in_background(config: RunConfig, verbose: bool = True) -> None:
         if verbose:
             print("the BatchNorm trace is in the runs folder: its cell loads it")
         return
-    notebook.start_in_background([Job(config, TRACE)], verbose)
+    notebook.start_in_background(
+        [Job(config, TRACE)], f"the BatchNorm trace of {config.method}, class {config.normal_class}", verbose
+    )

@@ -419,34 +419,35 @@ def wait_for(jobs: list[Job], verbose: bool = True) -> None:
         raise Interrupted(INTERRUPTED) from None
 
 
-def start_in_background(jobs: list[Job], verbose: bool = True) -> list[Job]:
-    """Queue `jobs` in the kernel's workers and return at once (the cells that need them wait); nothing starts
-    where only one run fits at a time (a GPU, one core: each cell then trains its own runs)."""
+def start_in_background(jobs: list[Job], what: str, verbose: bool = True) -> list[Job]:
+    """Queue `jobs` (`what`: how the line names them) in the kernel's workers and return at once; the cells
+    that need them wait. Nothing starts where only one run fits at a time (a GPU, one core: each cell then
+    trains its own runs). Returns the jobs queued now."""
     if not jobs:
         return []
     if side_by_side([job.config for job in jobs] * 2) < 2:
         if verbose:
-            print("one run at a time here: each cell trains the runs it needs when it runs")
+            print(f"{what}: one run at a time here, so each cell trains the runs it needs when it runs")
         return []
     new = background().submit(jobs)
     if verbose and new:
         print(
-            f"started {len(new)} job(s) in the background, {background().slots} side by side "
-            f"({torch.get_num_threads()} torch thread(s) each, as in this kernel: the same numbers as one after "
-            "the other); read on, the cells that need them wait",
+            f"started {what} in the background ({background().slots} side by side, {torch.get_num_threads()} "
+            "torch thread(s) each as in this kernel: the numbers of one after the other); the cells that need "
+            "them wait",
             flush=True,
         )
     return new
 
 
-def train_in_background(configs: Iterable[RunConfig], track: bool = True, verbose: bool = True) -> list[RunConfig]:
+def train_in_background(configs: Iterable[RunConfig], track: bool = True, verbose: bool = True) -> None:
     """Start training the runs of `configs` that are not finished, side by side in the kernel's workers, and
-    return at once; :func:`load_or_run` and :func:`load_or_run_all` wait for theirs. Returns the runs started."""
+    return at once; :func:`load_or_run` and :func:`load_or_run_all` wait for theirs."""
     configs = list(configs)
     todo = [c for c in configs if not reusable(c)]
     if verbose and not todo:
         print(f"all {len(configs)} run(s) are finished in the runs folder: the cells load them")
-    return [job.config for job in start_in_background([job_of(c, track) for c in todo], verbose)]
+    start_in_background([job_of(c, track) for c in todo], f"{len(todo)} run(s)", verbose)
 
 
 def load_or_run(config: RunConfig, track: bool = True, progress: bool = True, verbose: bool = True) -> Run:
