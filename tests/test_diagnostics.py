@@ -50,10 +50,5 @@ def test_batchnorm_trace_scores_the_chosen_epochs_and_is_loaded_the_second_time(
     saved = tmp_path / "run-batchnorm" / "trace.csv"
     assert saved.exists()
     pd.testing.assert_frame_equal(diagnostics.batchnorm_trace(config, [1, 3]), pd.read_csv(saved))
+    assert list(diagnostics.batchnorm_trace(config, [2, 3])["epoch"]) == [2, 3]  # other epochs: made again
 
-
-@pytest.mark.slow
-def test_a_trace_of_other_epochs_is_made_again(tmp_path):
-    config = RunConfig(dataset="digits", method="simclr", preset="smoke", epochs=3, out=str(tmp_path / "run"))
-    assert list(diagnostics.batchnorm_trace(config, [1, 3])["epoch"]) == [1, 3]
-    assert list(diagnostics.batchnorm_trace(config, [2, 3])["epoch"]) == [2, 3]  # not the saved [1, 3]

@@ -27,22 +27,6 @@ def three_configs(root) -> list:  # two workers for three runs: one worker train
     return [*smoke_configs(root), notebook.config("self-oecl", 3, preset="smoke", root=root)]
 
 
-@pytest.mark.slow
-def test_side_by_side_gives_the_numbers_of_one_after_the_other(tmp_path, monkeypatch, capsys):
-    torch.set_num_threads(1)
-    serial = [notebook.load_or_run(c, progress=False, verbose=False) for c in three_configs(tmp_path / "serial")]
-    monkeypatch.setenv("OOD_EXPLAIN_JOBS", "2")
-    parallel = notebook.load_or_run_all(three_configs(tmp_path / "parallel"))
-    assert "training 3 runs, 2 side by side (1 torch thread(s) each" in capsys.readouterr().out
-    for one, other in zip(serial, parallel):
-        assert not other.trained_now  # trained by a subprocess, loaded here
-        for name in ("scores.csv", "epoch_scores.csv"):
-            pd.testing.assert_frame_equal(pd.read_csv(one.path / name), pd.read_csv(other.path / name))
-        assert one.metrics["scores"] == other.metrics["scores"]
-    again = notebook.load_or_run_all(three_configs(tmp_path / "parallel"))  # all finished: nothing trains
-    assert "training" not in capsys.readouterr().out and [r.auroc() for r in again] == [r.auroc() for r in parallel]
-
-
 def test_how_many_side_by_side(monkeypatch, tmp_path):
     configs = smoke_configs(tmp_path) * 3
     monkeypatch.setenv("OOD_EXPLAIN_JOBS", "4")
@@ -140,27 +124,32 @@ def test_the_pool_starts_the_longest_jobs_first_and_a_waited_job_goes_first(tmp_
 
 
 @pytest.mark.slow
-def test_runs_and_a_trace_in_the_background_give_the_numbers_of_the_kernel(tmp_path, monkeypatch, capsys):
+def test_side_by_side_and_in_the_background_give_the_numbers_of_one_after_the_other(tmp_path, monkeypatch, capsys):
+    """Three runs and a BatchNorm trace: trained one after the other in this process, then in two workers (the
+    trace and one run started in the background, the two other runs queued by load_or_run_all)."""
     torch.set_num_threads(1)
-    traced = dict(epochs=3)
-    serial = notebook.load_or_run(notebook.config("simclr", 0, preset="smoke", root=tmp_path / "serial", **traced),
-                                  progress=False, verbose=False)
-    serial_trace = diagnostics.batchnorm_trace(serial.config, notebook.tracked_epochs(3))
+    serial = [notebook.load_or_run(c, progress=False, verbose=False) for c in three_configs(tmp_path / "serial")]
+    serial_trace = diagnostics.batchnorm_trace(serial[0].config, notebook.tracked_epochs(serial[0].config.epochs))
     monkeypatch.setenv("OOD_EXPLAIN_JOBS", "2")
-    configs = [notebook.config("simclr", 0, preset="smoke", root=tmp_path / "parallel", **traced),
-               notebook.config("oecl", 1, preset="smoke", oe="photos", root=tmp_path / "parallel")]
+    configs = three_configs(tmp_path / "parallel")
     diagnostics.trace_in_background(configs[0])
-    notebook.train_in_background(configs)
-    assert all(notebook.background().has(notebook.job_of(c)) for c in configs)  # queued or running already
+    notebook.train_in_background(configs[:1])
+    assert notebook.background().has(notebook.job_of(configs[0]))  # queued or running already
     said = capsys.readouterr().out
     assert "started the BatchNorm trace of simclr, class 0 in the background (2 side by side" in said
-    assert "started 2 run(s) in the background" in said
-    trace = diagnostics.batchnorm_trace(configs[0], notebook.tracked_epochs(3))  # waits for the worker's trace
-    assert "waiting for 1 job(s)" in capsys.readouterr().out
+    assert "started 1 run(s) in the background" in said
+    parallel = notebook.load_or_run_all(configs)
+    said = capsys.readouterr().out
+    assert "training 2 runs, 2 side by side (1 torch thread(s) each" in said and "waiting for 3 job(s)" in said
+    for one, other in zip(serial, parallel):
+        assert not other.trained_now  # trained by a worker, loaded here
+        for name in ("scores.csv", "epoch_scores.csv"):
+            pd.testing.assert_frame_equal(pd.read_csv(one.path / name), pd.read_csv(other.path / name))
+        assert one.metrics["scores"] == other.metrics["scores"]
+    trace = diagnostics.batchnorm_trace(configs[0], notebook.tracked_epochs(configs[0].epochs))  # made by a worker
     pd.testing.assert_frame_equal(trace, serial_trace)
-    runs = notebook.load_or_run_all(configs)
-    assert not runs[0].trained_now and runs[0].metrics["scores"] == serial.metrics["scores"]
-    for name in ("scores.csv", "epoch_scores.csv"):
-        pd.testing.assert_frame_equal(pd.read_csv(serial.path / name), pd.read_csv(runs[0].path / name))
+    assert not notebook.background().pool.workers  # the queue is empty: no worker holds memory
+    again = notebook.load_or_run_all(configs)  # all finished: nothing trains
+    assert "training" not in capsys.readouterr().out and [r.auroc() for r in again] == [r.auroc() for r in parallel]
     notebook.train_in_background(configs)
-    assert notebook.background().idle() and "all 2 run(s) are finished" in capsys.readouterr().out
+    assert notebook.background().idle() and "all 3 run(s) are finished" in capsys.readouterr().out

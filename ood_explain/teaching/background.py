@@ -5,7 +5,8 @@ by one daemon thread, so a notebook can start all its runs early
 
 The thread only starts and collects jobs; it never prints (a kernel would show its lines under whichever cell
 runs at that moment): the cell that waits prints what it waited for. The workers are the thread's children,
-so they end with the kernel (Linux) and a restarted kernel never finds a folder still being written.
+so they end with the kernel (Linux) and a restarted kernel never finds a folder still being written; they
+also end whenever the queue is empty, so an idle kernel holds no worker's memory.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Background:
                     ended = []
                 for job, reason in ended:
                     self.outcomes[job.key] = reason
+                if not self.pool.busy():
+                    self.pool.close()  # an empty queue: the workers end (each holds torch and its data)
                 self.changed.notify_all()
             time.sleep(0.2)
 

@@ -396,7 +396,7 @@ def background() -> Background:
     threads = str(torch.get_num_threads())
     slots = [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}] * kernel_slots()
     if _background is None or (_background.idle() and _background.pool.slots != slots):  # settings changed
-        _background = Background(slots)
+        _background = Background(slots)  # an idle pool has no workers left: nothing to stop
     return _background
 
 
