@@ -148,8 +148,11 @@ def test_side_by_side_and_in_the_background_give_the_numbers_of_one_after_the_ot
         assert one.metrics["scores"] == other.metrics["scores"]
     trace = diagnostics.batchnorm_trace(configs[0], notebook.tracked_epochs(configs[0].epochs))  # made by a worker
     pd.testing.assert_frame_equal(trace, serial_trace)
+    said = capsys.readouterr().out  # "waiting for 1 job(s)" unless the trace had finished before
+    assert "waiting" not in said or "simclr class 0 seed 0 (BatchNorm trace): done" in said
     assert not notebook.background().pool.workers  # the queue is empty: no worker holds memory
-    again = notebook.load_or_run_all(configs)  # all finished: nothing trains
-    assert "training" not in capsys.readouterr().out and [r.auroc() for r in again] == [r.auroc() for r in parallel]
+    again = notebook.load_or_run_all(configs)  # all finished: nothing trains, nothing waits
+    said = capsys.readouterr().out
+    assert "training" not in said and "waiting" not in said and [r.auroc() for r in again] == [r.auroc() for r in parallel]
     notebook.train_in_background(configs)
     assert notebook.background().idle() and "all 3 run(s) are finished" in capsys.readouterr().out

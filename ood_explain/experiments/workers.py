@@ -56,6 +56,7 @@ class Job:
     config: RunConfig
     target: str = TRAIN_ONE
     restart: bool = False
+    what: str = ""  # how a line names a job that is not the run itself, e.g. "BatchNorm trace"
 
     @property
     def key(self) -> tuple[str, str]:
@@ -163,9 +164,10 @@ class Worker:
 
 
 def done_line(job: Job, reason: str) -> str:
-    """``    simclr class 0 seed 0: done`` (or FAILED), one line per finished job."""
-    config = job.config
-    return f"{config.method:>10} class {config.normal_class} seed {config.seed}: {'done' if not reason else 'FAILED'}"
+    """``    simclr class 0 seed 0: done`` (or FAILED; a job that is not the run names itself in brackets)."""
+    config, what = job.config, f" ({job.what})" if job.what else ""
+    outcome = "done" if not reason else "FAILED"
+    return f"{config.method:>10} class {config.normal_class} seed {config.seed}{what}: {outcome}"
 
 
 class Pool:

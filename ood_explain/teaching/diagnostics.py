@@ -26,6 +26,7 @@ from ood_explain.experiments.workers import Job
 from ood_explain.teaching import notebook
 
 TRACE = "ood_explain.teaching.diagnostics:trace_tracked_epochs"  # the workers' target of a background trace
+TRACE_NAME = "BatchNorm trace"
 
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -61,7 +62,7 @@ def batchnorm_trace(config: RunConfig, epochs: list[int], views_per_image: int =
     kernel's workers have it (:func:`trace_in_background`); loaded from ``trace.csv`` when that folder holds
     one of the same epochs. Columns: epoch, train_view_norm (history), running_id, running_ood,
     running_auroc, recomputed_id, recomputed_ood, recomputed_auroc."""
-    notebook.wait_for([Job(config, TRACE)])
+    notebook.wait_for([Job(config, TRACE, what=TRACE_NAME)])
     config = resolve(dataclasses.replace(config, out=str(config.out) + "-batchnorm", device="cpu"))
     saved = Path(config.out) / "trace.csv"
     assert config.epochs is not None  # resolve() fills it from the preset
@@ -109,5 +110,7 @@ def trace_in_background(config: RunConfig, verbose: bool = True) -> None:
             print("the BatchNorm trace is in the runs folder: its cell loads it")
         return
     notebook.start_in_background(
-        [Job(config, TRACE)], f"the BatchNorm trace of {config.method}, class {config.normal_class}", verbose
+        [Job(config, TRACE, what=TRACE_NAME)],
+        f"the BatchNorm trace of {config.method}, class {config.normal_class}",
+        verbose,
     )
