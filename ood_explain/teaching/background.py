@@ -22,13 +22,17 @@ class Background:
     """The pool, its thread and the outcome of every job it ended ("" or the reason it failed)."""
 
     def __init__(self, slots: list[dict[str, str]]) -> None:
-        self.slots = len(slots)
         self.pool = Pool(slots)
         self.outcomes: dict[tuple[str, str], str] = {}
         self.error: BaseException | None = None
         self.changed = threading.Condition()
         self.thread = threading.Thread(target=self._serve, name="ood-explain background", daemon=True)
         self.thread.start()
+
+    @property
+    def slots(self) -> int:
+        """How many jobs run at once."""
+        return len(self.pool.slots)
 
     def _serve(self) -> None:
         while True:

@@ -34,7 +34,7 @@ from ood_explain.core.scores import extract_features
 from ood_explain.experiments.runs import Run, RunConfig, load_data, model_settings
 from ood_explain.experiments.sweeps import seed_list
 from ood_explain.teaching import notebook as nb
-from ood_explain.teaching.diagnostics import batchnorm_trace
+from ood_explain.teaching.diagnostics import batchnorm_trace, trace_config
 from ood_explain.teaching.viz import norm_trajectories
 
 DATASET = "digits"
@@ -202,7 +202,7 @@ def facts_of(run: Run, key: str, retrace: bool, with_training_norms: bool = True
     """run_facts, plus the BatchNorm trace's facts for a traced run: retrained when `retrace`, else only
     when the notebook has made the trace already (``<out>-batchnorm/trace.csv``)."""
     facts = run_facts(run, with_training_norms)
-    if key in TRACED and (retrace or (Path(str(run.config.out) + "-batchnorm") / "trace.csv").exists()):
+    if key in TRACED and (retrace or (Path(trace_config(run.config).out) / "trace.csv").exists()):
         assert run.config.epochs is not None  # a run folder records its resolved config
         trace = batchnorm_trace(run.config, nb.tracked_epochs(run.config.epochs))
         facts |= batchnorm_facts(trace, run.config.warmup_epochs or 0)

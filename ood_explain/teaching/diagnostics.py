@@ -56,6 +56,22 @@ def mean_norms(model: ContrastiveModel, id_images: torch.Tensor, ood_images: tor
     }
 
 
+def trace_config(config: RunConfig) -> RunConfig:
+    """The resolved config of `config`'s trace: the same run, on the CPU, in ``<out>-batchnorm``."""
+    return resolve(dataclasses.replace(config, out=str(config.out) + "-batchnorm", device="cpu"))
+
+
+def saved_trace(config: RunConfig, epochs: list[int]) -> pd.DataFrame | None:
+    """The trace.csv of `config`'s trace when it holds exactly `epochs` (those within the run), else None."""
+    config = trace_config(config)
+    saved = Path(config.out) / "trace.csv"
+    assert config.epochs is not None  # resolve() fills it from the preset
+    wanted = sorted({e for e in epochs if 1 <= e <= config.epochs})
+    if saved.exists() and (trace := pd.read_csv(saved))["epoch"].tolist() == wanted:
+        return trace
+    return None
+
+
 def batchnorm_trace(config: RunConfig, epochs: list[int], views_per_image: int = 8) -> pd.DataFrame:
     """Train `config` (CPU) into ``<out>-batchnorm`` and, after each of `epochs`, score its ID and OOD test
     images with BatchNorm's running averages and with recomputed statistics. Waits for the trace when the
@@ -63,12 +79,10 @@ def batchnorm_trace(config: RunConfig, epochs: list[int], views_per_image: int =
     one of the same epochs. Columns: epoch, train_view_norm (history), running_id, running_ood,
     running_auroc, recomputed_id, recomputed_ood, recomputed_auroc."""
     notebook.wait_for([Job(config, TRACE, what=TRACE_NAME)])
-    config = resolve(dataclasses.replace(config, out=str(config.out) + "-batchnorm", device="cpu"))
-    saved = Path(config.out) / "trace.csv"
-    assert config.epochs is not None  # resolve() fills it from the preset
-    wanted = sorted({e for e in epochs if 1 <= e <= config.epochs})
-    if saved.exists() and (trace := pd.read_csv(saved))["epoch"].tolist() == wanted:
+    if (trace := saved_trace(config, epochs)) is not None:
         return trace
+    config = trace_config(config)
+    saved = Path(config.out) / "trace.csv"
     data = load_data(config)
     id_test, ood_test = data.split.id_test.images, data.split.ood_test.images
     generator = augment.make_generator(config.seed, torch.device("cpu"))
@@ -102,10 +116,11 @@ def trace_tracked_epochs(config: RunConfig, restart: bool = False) -> None:
 
 
 def trace_in_background(config: RunConfig, verbose: bool = True) -> None:
-    """Start :func:`trace_tracked_epochs` of `config` in the kernel's workers (unless its trace.csv is there);
-    :func:`batchnorm_trace` waits for it. A trace costs more than its run (it scores the full test set twice
-    per tracked epoch): start it before the runs, so that it does not finish last."""
-    if (Path(str(config.out) + "-batchnorm") / "trace.csv").exists():
+    """Start :func:`trace_tracked_epochs` of `config` in the kernel's workers (unless its trace.csv of the tracked
+    epochs is there); :func:`batchnorm_trace` waits for it. A trace costs more than its run (it scores the full
+    test set twice per tracked epoch): start it before the runs, so that it does not finish last."""
+    assert config.epochs is not None
+    if saved_trace(config, notebook.tracked_epochs(config.epochs)) is not None:
         if verbose:
             print("the BatchNorm trace is in the runs folder: its cell loads it")
         return
